@@ -1,0 +1,55 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// The module map lives in ../shared/DESIGN.md and docs/ARCHITECTURE.md. Leaf modules
+// (QMP, GuestKit) import nothing of Hearth; executables hold `@main` and little else.
+let package = Package(
+    name: "Hearth",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "hearth", targets: ["hearth"]),
+        .library(name: "QMP", targets: ["QMP"]),
+        .library(name: "GuestKit", targets: ["GuestKit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    ],
+    targets: [
+        .target(
+            name: "QMP",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
+        .target(
+            name: "GuestKit",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "HearthCLI",
+            dependencies: [
+                "QMP",
+                "GuestKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "hearth", dependencies: ["HearthCLI"]),
+        .testTarget(
+            name: "QMPTests",
+            dependencies: ["QMP", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            exclude: ["Golden"]
+        ),
+        .testTarget(name: "GuestKitTests", dependencies: ["GuestKit"]),
+        // Boots real VMs under QEMU; runs on its own with `swift test --filter IntegrationTests`.
+        .testTarget(name: "IntegrationTests", dependencies: ["QMP", "GuestKit", "HearthCLI"]),
+    ]
+)

@@ -1,0 +1,8 @@
+import HearthCLI
+
+@main
+enum HearthMain {
+    static func main() async {
+        await Hearth.start()
+    }
+}
