@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "hearth", targets: ["hearth"]),
         .library(name: "QMP", targets: ["QMP"]),
         .library(name: "GuestKit", targets: ["GuestKit"]),
+        .library(name: "VirtualDisk", targets: ["VirtualDisk"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -17,6 +18,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
+        // Debian's zlib and zstd (zlib1g-dev, libzstd-dev), for compressed qcow2 clusters and
+        // VMDK grains.
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CZstd", providers: [.apt(["libzstd-dev"])]),
+        .target(name: "VirtualDisk", dependencies: ["CZlib", "CZstd"]),
         .target(
             name: "QMP",
             dependencies: [
@@ -38,6 +44,7 @@ let package = Package(
             dependencies: [
                 "QMP",
                 "GuestKit",
+                "VirtualDisk",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -49,6 +56,7 @@ let package = Package(
             exclude: ["Golden"]
         ),
         .testTarget(name: "GuestKitTests", dependencies: ["GuestKit"]),
+        .testTarget(name: "VirtualDiskTests", dependencies: ["VirtualDisk"]),
         // Boots real VMs under QEMU; runs on its own with `swift test --filter IntegrationTests`.
         .testTarget(name: "IntegrationTests", dependencies: ["QMP", "GuestKit", "HearthCLI"]),
     ]
