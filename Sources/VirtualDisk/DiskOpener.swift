@@ -8,7 +8,12 @@ public enum DiskOpener {
     ///   - policy: which files the image may reference (backing files, extents, data files).
     /// - Throws: ``VirtualDiskError``.
     public static func open(_ path: String, format: DiskFormat? = nil, policy: DiskAccessPolicy) throws(VirtualDiskError) -> any DiskImage {
-        try open(path, format: format, policy: policy, depth: 1, referencedBy: nil)
+        do {
+            return try open(path, format: format, policy: policy, depth: 1, referencedBy: nil)
+        } catch .backingChainTooDeep(_, let limit) {
+            // Name the image the user opened, not the link where the limit was reached.
+            throw .backingChainTooDeep(path: path, limit: limit)
+        }
     }
 
     static func open(_ path: String, format: DiskFormat?, policy: DiskAccessPolicy, depth: Int, referencedBy: String?) throws(VirtualDiskError) -> any DiskImage {

@@ -24,6 +24,7 @@ enum Oracle {
         return String(decoding: out, as: UTF8.self)
     }
 
+    @discardableResult
     static func qemuImg(_ arguments: String...) throws -> String {
         try run("qemu-img", arguments)
     }
