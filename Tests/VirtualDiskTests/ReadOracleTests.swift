@@ -68,11 +68,3 @@ import Testing
     }
 }
 
-extension DiskFormat {
-    init?(qemuName: String) {
-        switch qemuName {
-        case "vpc": self = .vhd
-        default: self.init(rawValue: qemuName)
-        }
-    }
-}

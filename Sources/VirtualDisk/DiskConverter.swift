@@ -1,0 +1,148 @@
+import Foundation
+
+/// What `convert` writes.
+public struct ConversionOptions: Sendable {
+    public enum VHDType: String, Sendable, CaseIterable {
+        case dynamic
+        case fixed
+    }
+
+    public var format: DiskFormat
+    /// qcow2 only: a power of two from 512 B to 2 MiB.
+    public var qcow2ClusterSize: UInt64
+    /// VHD only.
+    public var vhdType: VHDType
+    /// Replace an existing destination (atomically: the old file stays whole until the new one is).
+    public var replace: Bool
+
+    public init(format: DiskFormat, qcow2ClusterSize: UInt64 = 64 << 10, vhdType: VHDType = .dynamic, replace: Bool = false) {
+        self.format = format
+        self.qcow2ClusterSize = qcow2ClusterSize
+        self.vhdType = vhdType
+        self.replace = replace
+    }
+}
+
+/// What a conversion did.
+public struct ConversionResult: Sendable, Equatable, Codable {
+    public var virtualSize: UInt64
+    /// Guest bytes written as data (zero ranges are not written).
+    public var dataBytes: UInt64
+    /// Size of the new file.
+    public var fileSize: UInt64
+}
+
+/// Copies what a guest sees from one image into a new image of any writable format, keeping it
+/// sparse: ranges that read as zeros are not written.
+public enum DiskConverter {
+    /// How much is read at a time: large enough for few system calls, small enough to stay cheap.
+    static let chunkSize: UInt64 = 2 << 20
+
+    /// Converts `source` (through its backing chain) to `destination`.
+    ///
+    /// The new image is written beside the destination under a temporary name, synced, and
+    /// renamed into place: a cut, a kill or a full disk never leaves a half-written file under
+    /// the destination's name.
+    ///
+    /// - Parameter progress: called after each chunk with (bytes done, total bytes).
+    public static func convert(
+        _ source: any DiskImage, to destination: String, options: ConversionOptions,
+        progress: (UInt64, UInt64) -> Void = { _, _ in }
+    ) throws(VirtualDiskError) -> ConversionResult {
+        if !options.replace, FileManager.default.fileExists(atPath: destination) {
+            throw .invalidRequest("\(destination) already exists; remove it or ask to replace it")
+        }
+        return try AtomicOutput.write(to: destination) { (file) throws(VirtualDiskError) -> ConversionResult in
+            let writer = try makeWriter(file: file, size: source.virtualSize, options: options, name: (destination as NSString).lastPathComponent)
+            let dataBytes = try copy(source, into: writer, progress: progress)
+            try writer.finish()
+            return ConversionResult(virtualSize: writer.virtualSize, dataBytes: dataBytes, fileSize: try file.size())
+        }
+    }
+
+    static func makeWriter(file: DiskFile, size: UInt64, options: ConversionOptions, name: String) throws(VirtualDiskError) -> any DiskWriter {
+        switch options.format {
+        case .raw: try RawWriter(file: file, virtualSize: size)
+        case .qcow2: try QCOW2Writer(file: file, virtualSize: (size + 511) / 512 * 512, clusterSize: options.qcow2ClusterSize)
+        case .vhd: try VHDWriter(file: file, virtualSize: size, kind: options.vhdType == .fixed ? .fixed : .dynamic)
+        case .vmdk: try VMDKStreamWriter(file: file, virtualSize: size, fileName: name)
+        }
+    }
+
+    static func copy(_ source: any DiskImage, into writer: any DiskWriter, progress: (UInt64, UInt64) -> Void) throws(VirtualDiskError) -> UInt64 {
+        let size = source.virtualSize
+        let unit = writer.granularity
+        let chunk = max(unit, chunkSize)
+        var buffer = [UInt8](repeating: 0, count: Int(chunk))
+        var written: UInt64 = 0
+        var offset: UInt64 = 0
+        while offset < size {
+            let length = min(chunk, size - offset)
+            if try holdsData(source, from: offset, length: length) {
+                var failure: VirtualDiskError?
+                buffer.withUnsafeMutableBytes { raw in
+                    do throws(VirtualDiskError) {
+                        let slice = UnsafeMutableRawBufferPointer(rebasing: raw[0..<Int(length)])
+                        try source.read(at: offset, into: slice)
+                        var start: UInt64 = 0
+                        while start < length {
+                            let piece = UnsafeRawBufferPointer(rebasing: raw[Int(start)..<Int(min(length, start + unit))])
+                            if !piece.isAllZero {
+                                try writer.write(at: offset + start, piece)
+                                written += UInt64(piece.count)
+                            }
+                            start += unit
+                        }
+                    } catch {
+                        failure = error
+                    }
+                }
+                if let failure { throw failure }
+            }
+            offset += length
+            progress(offset, size)
+        }
+        return written
+    }
+
+    private static func holdsData(_ source: any DiskImage, from offset: UInt64, length: UInt64) throws(VirtualDiskError) -> Bool {
+        var position = offset
+        while position < offset + length {
+            let extent = try source.resolvedExtent(at: position, maxLength: offset + length - position)
+            if extent.kind == .data { return true }
+            position += extent.length
+        }
+        return false
+    }
+}
+
+/// Writes a file under a temporary name beside its destination and renames it into place
+/// once whole and synced; on any failure the temporary file is removed.
+enum AtomicOutput {
+    static func write<Result>(to destination: String, _ body: (DiskFile) throws(VirtualDiskError) -> Result) throws(VirtualDiskError) -> Result {
+        let directory = (destination as NSString).deletingLastPathComponent
+        let name = (destination as NSString).lastPathComponent
+        let temporary = (directory.isEmpty ? "." : directory) + "/.\(name).partial-\(UUID().uuidString.prefix(8))"
+        let file = try DiskFile.create(path: temporary)
+        do throws(VirtualDiskError) {
+            let result = try body(file)
+            guard rename(temporary, destination) == 0 else {
+                throw VirtualDiskError.io(path: destination, operation: "rename \(temporary) to", reason: DiskFile.lastError())
+            }
+            syncDirectory(directory.isEmpty ? "." : directory)
+            return result
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+    }
+
+    /// Makes the rename itself durable.
+    private static func syncDirectory(_ path: String) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+    }
+}
