@@ -80,8 +80,9 @@ struct DiskInspectCommand: AsyncParsableCommand {
         for partition in table.partitions {
             let start = String(partition.offset).padding(toLength: 13, withPad: " ", startingAt: 0)
             let size = ProgressBar.bytes(partition.length).padding(toLength: 11, withPad: " ", startingAt: 0)
-            let type = (partition.name.map { "\(partition.type) (\($0))" } ?? partition.type).padding(toLength: 37, withPad: " ", startingAt: 0)
-            print("  \(String(partition.number).padding(toLength: 2, withPad: " ", startingAt: 0)) \(start) \(size) \(type) \(describe(partition.filesystem))")
+            let type = partition.type.padding(toLength: 37, withPad: " ", startingAt: 0)
+            let name = partition.name.flatMap { $0.isEmpty ? nil : "name \"\($0)\"; " } ?? ""
+            print("  \(String(partition.number).padding(toLength: 2, withPad: " ", startingAt: 0)) \(start) \(size) \(type) \(name)\(describe(partition.filesystem))")
         }
     }
 }
