@@ -7,7 +7,10 @@ struct DiskCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "disk",
         abstract: "Inspect, convert and layer virtual disks (raw, qcow2, VHD, VMDK).",
-        subcommands: [DiskInfoCommand.self, DiskInspectCommand.self, DiskConvertCommand.self, DiskCompareCommand.self, DiskOverlayCommand.self, DiskResetCommand.self]
+        subcommands: [
+            DiskInfoCommand.self, DiskInspectCommand.self, DiskConvertCommand.self, DiskCompareCommand.self, DiskOverlayCommand.self,
+            DiskResetCommand.self, DiskSnapshotCommand.self, DiskCommitCommand.self, DiskRebaseCommand.self, DiskExtendCommand.self,
+        ]
     )
 }
 
