@@ -58,6 +58,6 @@ let package = Package(
         .testTarget(name: "GuestKitTests", dependencies: ["GuestKit"]),
         .testTarget(name: "VirtualDiskTests", dependencies: ["VirtualDisk"]),
         // Boots real VMs under QEMU; runs on its own with `swift test --filter IntegrationTests`.
-        .testTarget(name: "IntegrationTests", dependencies: ["QMP", "GuestKit", "HearthCLI"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["QMP", "GuestKit", "HearthCLI", "VirtualDisk"]),
     ]
 )
