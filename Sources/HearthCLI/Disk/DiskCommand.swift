@@ -9,7 +9,7 @@ struct DiskCommand: AsyncParsableCommand {
         abstract: "Inspect, convert and layer virtual disks (raw, qcow2, VHD, VMDK).",
         subcommands: [
             DiskInfoCommand.self, DiskInspectCommand.self, DiskConvertCommand.self, DiskCompareCommand.self, DiskOverlayCommand.self,
-            DiskResetCommand.self, DiskSnapshotCommand.self, DiskCommitCommand.self, DiskRebaseCommand.self, DiskExtendCommand.self,
+            DiskResetCommand.self, DiskSnapshotCommand.self, DiskCommitCommand.self, DiskRebaseCommand.self, DiskExtendCommand.self, DiskCheckCommand.self, DiskCompactCommand.self,
         ]
     )
 }

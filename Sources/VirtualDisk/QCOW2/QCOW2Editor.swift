@@ -18,8 +18,8 @@ final class QCOW2Editor {
 
     var clusterSize: UInt64 { header.clusterSize }
     var path: String { file.path }
-    private var refcountBits: UInt64 { 1 << UInt64(header.refcountOrder) }
-    private var entriesPerBlock: UInt64 { clusterSize * 8 / refcountBits }
+    var refcountBits: UInt64 { 1 << UInt64(header.refcountOrder) }
+    var entriesPerBlock: UInt64 { clusterSize * 8 / refcountBits }
 
     init(path: String) throws(VirtualDiskError) {
         file = try DiskFile(path: path, writable: true)
@@ -48,6 +48,12 @@ final class QCOW2Editor {
         guard tableIndex < refcountTable.count, refcountTable[tableIndex] != 0 else { return 0 }
         let block = try file.read(count: Int(clusterSize), at: refcountTable[tableIndex], field: "refcount block")
         return Self.entry(block, index: cluster % entriesPerBlock, bits: refcountBits)
+    }
+
+    /// The refcount block at `tableIndex`, or `nil` where none is allocated.
+    func refcountBlock(_ tableIndex: UInt64) throws(VirtualDiskError) -> [UInt8]? {
+        guard tableIndex < UInt64(refcountTable.count), refcountTable[Int(tableIndex)] != 0 else { return nil }
+        return try file.read(count: Int(clusterSize), at: refcountTable[Int(tableIndex)], field: "refcount block")
     }
 
     /// Adds `delta` to the refcount of every cluster in `clusters`.

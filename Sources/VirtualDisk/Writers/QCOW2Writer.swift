@@ -73,6 +73,16 @@ final class QCOW2Writer: DiskWriter {
         }
     }
 
+    /// Marks the cluster at `offset` as reading zeros without allocating it (qcow2 v3), so it
+    /// hides whatever a backing file holds there.
+    func markZero(at offset: UInt64) throws(VirtualDiskError) {
+        let cluster = offset / clusterSize
+        let l1Index = Int(cluster / l2Entries)
+        var table = try openTable(l1Index)
+        table[Int(cluster % l2Entries)] = 1
+        openTables[l1Index] = table
+    }
+
     private func allocate() -> UInt64 {
         defer { nextFree += clusterSize }
         return nextFree
