@@ -100,7 +100,8 @@ public struct PartitionTable: Sendable, Codable, Equatable {
                     guard type.contains(where: { $0 != 0 }) else { continue }
                     let first = entryBytes.littleEndian(at: base + 32)
                     let last = entryBytes.littleEndian(at: base + 40)
-                    guard last >= first else { continue }
+                    // Hostile LBAs must not overflow byte offsets; nothing real lies past 2^54 sectors.
+                    guard last >= first, last < 1 << 54 else { continue }
                     let nameUnits = stride(from: base + 56, to: base + 128, by: 2).map { UInt16(entryBytes[$0]) | UInt16(entryBytes[$0 + 1]) << 8 }.prefix { $0 != 0 }
                     partitions.append(Partition(
                         number: index + 1, offset: first * sector, length: (last - first + 1) * sector,
@@ -156,7 +157,8 @@ struct GPTHeader {
         )
         guard header.entrySize >= 128, header.entrySize <= 1024, header.entrySize % 8 == 0,
               header.entryCount <= UInt64(PartitionTable.maximumEntries) * 4,
-              (header.entriesLBA * 512 + header.entryCount * header.entrySize) <= image.virtualSize
+              header.entriesLBA < image.virtualSize / 512,
+              header.entriesLBA * 512 + header.entryCount * header.entrySize <= image.virtualSize
         else { return nil }
         return header
     }

@@ -56,6 +56,9 @@ public final class VMDKImage: DiskImage {
         var parts: [Part] = []
         var start: UInt64 = 0
         for (index, line) in descriptor.extents.enumerated() {
+            guard line.sectors < 1 << 40, line.offsetSectors < 1 << 40, start < 1 << 56 else {
+                throw .corrupt(path: file.path, field: "extent \(index)", offset: 0, reason: "\(line.sectors) sectors at sector \(line.offsetSectors) is beyond any real disk")
+            }
             let length = line.sectors * 512
             let storage: Part.Storage
             switch line.type {

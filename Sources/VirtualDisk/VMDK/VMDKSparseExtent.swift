@@ -55,6 +55,9 @@ final class VMDKSparseExtent: Sendable {
         guard tablesNeeded <= Self.maximumDirectoryEntries else {
             throw .corrupt(path: path, field: "capacity", offset: 12, reason: "the disk needs \(tablesNeeded) grain tables, over the limit of \(Self.maximumDirectoryEntries)")
         }
+        guard header.gdOffset < fileSize / 512 else {
+            throw .corrupt(path: path, field: "gdOffset", offset: 56, reason: "sector \(header.gdOffset) lies outside the \(fileSize)-byte file")
+        }
         let directoryOffset = header.gdOffset * 512
         guard directoryOffset < fileSize, tablesNeeded * 4 <= fileSize - directoryOffset else {
             throw .corrupt(path: path, field: "gdOffset", offset: 56, reason: "a grain directory of \(tablesNeeded) entries at sector \(header.gdOffset) lies outside the file")
@@ -67,7 +70,7 @@ final class VMDKSparseExtent: Sendable {
             directory.append(try reader.littleEndian(UInt32.self, at: index * 4, field: "grain directory entry \(index)"))
         }
         self.directory = directory
-        if header.descriptorOffset > 0, header.descriptorSize > 0, header.descriptorSize <= 2048 {
+        if header.descriptorOffset > 0, header.descriptorOffset < fileSize / 512, header.descriptorSize > 0, header.descriptorSize <= 2048 {
             let bytes = try file.read(count: Int(header.descriptorSize * 512), at: header.descriptorOffset * 512, field: "embedded descriptor", zeroPastEnd: true)
             descriptor = String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
         } else {
