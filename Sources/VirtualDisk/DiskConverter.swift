@@ -84,14 +84,22 @@ public enum DiskConverter {
                     do throws(VirtualDiskError) {
                         let slice = UnsafeMutableRawBufferPointer(rebasing: raw[0..<Int(length)])
                         try source.read(at: offset, into: slice)
+                        // Runs of non-zero units go out in one write each.
+                        var runStart: UInt64?
                         var start: UInt64 = 0
-                        while start < length {
-                            let piece = UnsafeRawBufferPointer(rebasing: raw[Int(start)..<Int(min(length, start + unit))])
-                            if !piece.isAllZero {
-                                try writer.write(at: offset + start, piece)
-                                written += UInt64(piece.count)
+                        while start <= length {
+                            let end = min(length, start + unit)
+                            let zero = start == length || UnsafeRawBufferPointer(rebasing: raw[Int(start)..<Int(end)]).isAllZero
+                            if !zero, runStart == nil {
+                                runStart = start
+                            } else if zero, let first = runStart {
+                                let run = UnsafeRawBufferPointer(rebasing: raw[Int(first)..<Int(start)])
+                                try writer.write(at: offset + first, run)
+                                written += UInt64(run.count)
+                                runStart = nil
                             }
-                            start += unit
+                            if start == length { break }
+                            start = end
                         }
                     } catch {
                         failure = error

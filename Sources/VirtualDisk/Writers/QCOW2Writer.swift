@@ -55,7 +55,9 @@ final class QCOW2Writer: DiskWriter {
         guard offset % clusterSize == 0, offset < virtualSize else {
             throw .invalidRequest("qcow2 writes must start on a cluster boundary inside the disk")
         }
+        // Map every cluster first, then write runs that are contiguous in the file at once.
         var done = 0
+        var run: (host: UInt64, from: Int, to: Int)?
         while done < buffer.count {
             let guest = offset + UInt64(done)
             let length = Int(min(clusterSize, UInt64(buffer.count - done)))
@@ -68,8 +70,18 @@ final class QCOW2Writer: DiskWriter {
                 table[Int(cluster % l2Entries)] = host | QCOW2Image.copiedFlag
                 openTables[l1Index] = table
             }
-            try file.write(UnsafeRawBufferPointer(rebasing: buffer[done..<done + length]), at: host)
+            if let current = run, current.host + UInt64(current.to - current.from) == host {
+                run = (current.host, current.from, done + length)
+            } else {
+                if let current = run {
+                    try file.write(UnsafeRawBufferPointer(rebasing: buffer[current.from..<current.to]), at: current.host)
+                }
+                run = (host, done, done + length)
+            }
             done += length
+        }
+        if let current = run {
+            try file.write(UnsafeRawBufferPointer(rebasing: buffer[current.from..<current.to]), at: current.host)
         }
     }
 
