@@ -73,47 +73,53 @@ public enum DiskConverter {
         let size = source.virtualSize
         let unit = writer.granularity
         let chunk = max(unit, chunkSize)
-        var buffer = [UInt8](repeating: 0, count: Int(chunk))
+        // Reading (and decompressing) the next chunks overlaps with writing this one.
+        let reader = ChunkReader(source: source, chunk: chunk)
+        defer { reader.cancel() }
         var written: UInt64 = 0
-        var offset: UInt64 = 0
-        while offset < size {
-            let length = min(chunk, size - offset)
-            if try holdsData(source, from: offset, length: length) {
+        while let next = try reader.next() {
+            if let buffer = next.buffer {
                 var failure: VirtualDiskError?
-                buffer.withUnsafeMutableBytes { raw in
+                buffer.withUnsafeBytes { all in
                     do throws(VirtualDiskError) {
-                        let slice = UnsafeMutableRawBufferPointer(rebasing: raw[0..<Int(length)])
-                        try source.read(at: offset, into: slice)
-                        // Runs of non-zero units go out in one write each.
-                        var runStart: UInt64?
-                        var start: UInt64 = 0
-                        while start <= length {
-                            let end = min(length, start + unit)
-                            let zero = start == length || UnsafeRawBufferPointer(rebasing: raw[Int(start)..<Int(end)]).isAllZero
-                            if !zero, runStart == nil {
-                                runStart = start
-                            } else if zero, let first = runStart {
-                                let run = UnsafeRawBufferPointer(rebasing: raw[Int(first)..<Int(start)])
-                                try writer.write(at: offset + first, run)
-                                written += UInt64(run.count)
-                                runStart = nil
-                            }
-                            if start == length { break }
-                            start = end
-                        }
+                        let raw = UnsafeRawBufferPointer(rebasing: all[0..<Int(next.length)])
+                        written += try writeNonZeroRuns(raw, at: next.offset, unit: unit, into: writer)
                     } catch {
                         failure = error
                     }
                 }
+                reader.recycle(buffer)
                 if let failure { throw failure }
             }
-            offset += length
-            progress(offset, size)
+            progress(min(next.offset + next.length, size), size)
         }
         return written
     }
 
-    private static func holdsData(_ source: any DiskImage, from offset: UInt64, length: UInt64) throws(VirtualDiskError) -> Bool {
+    /// Writes the runs of `data` made of non-zero units, one write per run.
+    private static func writeNonZeroRuns(_ data: UnsafeRawBufferPointer, at offset: UInt64, unit: UInt64, into writer: any DiskWriter) throws(VirtualDiskError) -> UInt64 {
+        let length = UInt64(data.count)
+        var written: UInt64 = 0
+        var runStart: UInt64?
+        var start: UInt64 = 0
+        while start <= length {
+            let end = min(length, start + unit)
+            let zero = start == length || UnsafeRawBufferPointer(rebasing: data[Int(start)..<Int(end)]).isAllZero
+            if !zero, runStart == nil {
+                runStart = start
+            } else if zero, let first = runStart {
+                let run = UnsafeRawBufferPointer(rebasing: data[Int(first)..<Int(start)])
+                try writer.write(at: offset + first, run)
+                written += UInt64(run.count)
+                runStart = nil
+            }
+            if start == length { break }
+            start = end
+        }
+        return written
+    }
+
+    static func holdsData(_ source: any DiskImage, from offset: UInt64, length: UInt64) throws(VirtualDiskError) -> Bool {
         var position = offset
         while position < offset + length {
             let extent = try source.resolvedExtent(at: position, maxLength: offset + length - position)
