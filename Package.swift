@@ -39,12 +39,22 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(name: "HearthCore"),
+        .target(
+            name: "HearthEngine",
+            dependencies: [
+                "HearthCore", "QMP", "VirtualDisk",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "HearthCLI",
             dependencies: [
                 "QMP",
                 "GuestKit",
                 "VirtualDisk",
+                "HearthCore",
+                "HearthEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -59,7 +69,8 @@ let package = Package(
         ),
         .testTarget(name: "GuestKitTests", dependencies: ["GuestKit"]),
         .testTarget(name: "VirtualDiskTests", dependencies: ["VirtualDisk"]),
+        .testTarget(name: "HearthEngineTests", dependencies: ["HearthEngine", "HearthCore"]),
         // Boots real VMs under QEMU; runs on its own with `swift test --filter IntegrationTests`.
-        .testTarget(name: "IntegrationTests", dependencies: ["QMP", "GuestKit", "HearthCLI", "VirtualDisk"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["QMP", "GuestKit", "HearthCLI", "VirtualDisk", "HearthEngine", "HearthCore"]),
     ]
 )

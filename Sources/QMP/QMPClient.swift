@@ -127,6 +127,11 @@ public final class QMPClient: Sendable {
         try? await channel.close()
     }
 
+    deinit {
+        // A client nobody holds any more must not keep QEMU's only monitor connection busy.
+        channel.close(promise: nil)
+    }
+
     private func makeID() -> String {
         let id = nextID.withLockedValue { value in
             value += 1

@@ -1,0 +1,268 @@
+import Foundation
+import HearthCore
+import Logging
+import QMP
+import VirtualDisk
+
+/// The Engine's runtime: the VMs of a PC, each one QEMU with a system disk that is a fresh
+/// overlay over its gold image at every boot, and persistent local and user disks.
+public actor Engine {
+    public let layout: EngineLayout
+    public let boot: GuestBoot
+    public let accelerator: Accelerator
+    private let store: EngineStateStore
+    private let logger: Logger
+    private var definitions: [String: VMDefinition] = [:]
+    private var state: EngineState
+    private var running: [String: (process: QEMUProcess, qmp: QMPClient?)] = [:]
+
+    /// Opens the Engine's root, reading its state (a kill -9 left it whole), and finds the VMs
+    /// whose QEMU still runs.
+    public init(layout: EngineLayout, boot: GuestBoot, accelerator: Accelerator, logger: Logger = Logger(label: "hearth.engine")) throws {
+        self.layout = layout
+        self.boot = boot
+        self.accelerator = accelerator
+        self.logger = logger
+        try FileManager.default.createDirectory(atPath: layout.root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        store = EngineStateStore(path: layout.stateFile)
+        state = try store.load()
+    }
+
+    /// Sets the VMs this Engine runs.
+    public func define(_ list: VMDefinitionList) throws {
+        let problems = list.problems
+        guard problems.isEmpty else { throw EngineError.invalidDefinition(problems) }
+        definitions = Dictionary(uniqueKeysWithValues: list.vms.map { ($0.name, $0) })
+        for name in definitions.keys where state.vms[name] == nil {
+            state.vms[name] = EngineState.VMRecord()
+        }
+        try reapExited()
+        try store.save(state)
+    }
+
+    /// Each VM's state, with QEMUs that ended on their own noticed first.
+    public func status() throws -> [VMStatus] {
+        try reapExited()
+        return definitions.values.sorted { $0.name < $1.name }.map { definition in
+            let record = state.vms[definition.name] ?? EngineState.VMRecord()
+            return VMStatus(
+                name: definition.name, role: definition.role.rawValue, phase: record.lifecycle.phase,
+                image: definition.image.description, bootedImage: record.bootedImage?.description,
+                lastFailure: record.lifecycle.lastFailure, rollbackReason: record.rollbackReason, pid: record.pid
+            )
+        }
+    }
+
+    /// Starts a VM and waits until its guest confirms the boot. A new image version that does
+    /// not boot is rolled back to the previous one, and the reason recorded.
+    ///
+    /// - Parameter firmwareFiles: files offered to the guest over fw_cfg (test probes, guest
+    ///   configuration).
+    public func start(_ name: String, firmwareFiles: [QEMUConfiguration.FirmwareFile] = []) async throws {
+        try reapExited()
+        let definition = try self.definition(name)
+        var record = state.vms[name] ?? EngineState.VMRecord()
+        switch record.lifecycle.handle(.startRequested) {
+        case .prepareAndLaunch: break
+        case .reject(let reason): throw EngineError.rejected(vm: name, reason: reason)
+        default: return
+        }
+        state.vms[name] = record
+        try store.save(state)
+
+        let wanted = definition.image
+        let switching = record.bootedImage != nil && record.bootedImage != wanted
+        do {
+            try await launchAndConfirm(definition, image: wanted, firmwareFiles: firmwareFiles)
+            update(name) { record in
+                if switching { record.previousImage = record.bootedImage }
+                record.bootedImage = wanted
+                record.rollbackReason = nil
+            }
+        } catch let failure where switching {
+            guard let previous = state.vms[name]?.bootedImage else { throw failure }
+            let reason = "image \(wanted) did not boot (\(failure)); rolled back to \(previous)"
+            logger.warning("image switch rolled back", metadata: ["vm.name": "\(name)", "reason": "\(reason)"])
+            update(name) { record in
+                record.rollbackReason = reason
+                record.lifecycle = VMLifecycle()
+                _ = record.lifecycle.handle(.startRequested)
+            }
+            try store.save(state)
+            try await launchAndConfirm(definition, image: previous, firmwareFiles: firmwareFiles)
+        }
+        update(name) { _ = $0.lifecycle.handle(.bootConfirmed) }
+        try store.save(state)
+    }
+
+    /// Stops a VM: the ACPI power button, then quit, then kill.
+    public func stop(_ name: String) async throws {
+        _ = try definition(name)
+        try reapExited()
+        var record = state.vms[name] ?? EngineState.VMRecord()
+        guard record.lifecycle.handle(.stopRequested) == .powerDown else { return }
+        state.vms[name] = record
+        try store.save(state)
+        if let vm = running.removeValue(forKey: name) {
+            let outcome = await vm.process.shutdown(qmp: vm.qmp, grace: .seconds(30))
+            await vm.qmp?.close()
+            logger.info("VM stopped", metadata: ["vm.name": "\(name)", "outcome": "\(outcome.rawValue)"])
+        } else if let pid = record.pid {
+            // A QEMU from before an Engine restart: it has no client here; ask QMP afresh.
+            try await stopAdopted(pid: pid, paths: layout.vm(name))
+        }
+        update(name) { record in
+            _ = record.lifecycle.handle(.exited(status: 0))
+            record.pid = nil
+        }
+        try store.save(state)
+    }
+
+    public func restart(_ name: String, firmwareFiles: [QEMUConfiguration.FirmwareFile] = []) async throws {
+        try await stop(name)
+        try await start(name, firmwareFiles: firmwareFiles)
+    }
+
+    // MARK: Internals
+
+    func definitionIfKnown(_ name: String) -> VMDefinition? {
+        definitions[name]
+    }
+
+    private func definition(_ name: String) throws -> VMDefinition {
+        guard let definition = definitions[name] else { throw EngineError.unknownVM(name) }
+        return definition
+    }
+
+    private func update(_ name: String, _ change: (inout EngineState.VMRecord) -> Void) {
+        var record = state.vms[name] ?? EngineState.VMRecord()
+        change(&record)
+        state.vms[name] = record
+    }
+
+    /// Prepares the disks, starts QEMU and waits for the boot marker. On failure QEMU is gone.
+    private func launchAndConfirm(_ definition: VMDefinition, image: ImageReference, firmwareFiles: [QEMUConfiguration.FirmwareFile]) async throws {
+        let paths = layout.vm(definition.name)
+        let configuration = try prepare(definition, image: image, paths: paths, firmwareFiles: firmwareFiles)
+        let process: QEMUProcess
+        do {
+            process = try QEMUProcess.launch(configuration, stderrLog: paths.qemuLog, logger: logger)
+        } catch {
+            update(definition.name) { _ = $0.lifecycle.handle(.launchFailed("\(error)")) }
+            try store.save(state)
+            throw error
+        }
+        update(definition.name) { $0.pid = process.pid }
+        try store.save(state)
+        do {
+            let qmp = try await process.connectQMP()
+            running[definition.name] = (process, qmp)
+            try await process.waitForConsole(containing: boot.bootMarker, timeout: boot.bootTimeout)
+        } catch {
+            await process.kill()
+            running[definition.name] = nil
+            update(definition.name) { record in
+                _ = record.lifecycle.handle(.launchFailed("\(error)"))
+                record.pid = nil
+            }
+            try store.save(state)
+            throw error
+        }
+    }
+
+    /// The disks of one boot: a new system overlay over the image (what the last boot wrote is
+    /// gone), and the local and user disks, made empty the first time and kept afterwards.
+    private func prepare(_ definition: VMDefinition, image: ImageReference, paths: VMPaths, firmwareFiles: [QEMUConfiguration.FirmwareFile]) throws -> QEMUConfiguration {
+        let gold = layout.imageDisk(image)
+        guard FileManager.default.fileExists(atPath: gold) else {
+            throw EngineError.imageMissing(image, path: gold)
+        }
+        for directory in [paths.disks, paths.run] {
+            // Each VM's files are its own: no other user may read them.
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        let goldFormat = try DiskOpener.detect(try DiskFile(path: gold))
+        try Overlay.create(at: paths.systemDisk, base: gold, baseFormat: goldFormat, replace: true)
+        if !FileManager.default.fileExists(atPath: paths.localDisk) {
+            try DiskCreator.createQCOW2(at: paths.localDisk, size: definition.localDiskBytes)
+        }
+        if !FileManager.default.fileExists(atPath: paths.userDisk) {
+            try DiskCreator.createQCOW2(at: paths.userDisk, size: definition.userDiskBytes)
+        }
+        // Keep the last boot's console for diagnosis; the marker must come from this boot.
+        try? FileManager.default.removeItem(atPath: paths.consoleLog + ".previous")
+        try? FileManager.default.moveItem(atPath: paths.consoleLog, toPath: paths.consoleLog + ".previous")
+        return QEMUConfiguration(
+            name: "hearth-\(definition.name)",
+            accelerator: accelerator,
+            cpus: definition.cpus,
+            memoryMiB: definition.memoryMiB,
+            kernelBoot: .init(kernel: boot.kernel, initrd: boot.initrd, commandLine: boot.commandLine),
+            disks: [
+                .init(id: "system", path: paths.systemDisk, format: .qcow2, serial: "system"),
+                .init(id: "local", path: paths.localDisk, format: .qcow2, serial: "local"),
+                .init(id: "user", path: paths.userDisk, format: .qcow2, serial: "user"),
+            ],
+            firmwareFiles: firmwareFiles,
+            qmpSocket: paths.qmpSocket,
+            consoleSocket: paths.consoleSocket,
+            consoleLog: paths.consoleLog,
+            vncSocket: paths.vncSocket
+        )
+    }
+
+    /// Notices QEMUs that ended on their own (a guest power-off, a crash), including those
+    /// started by an earlier Engine process that was killed: a recorded QEMU still running with
+    /// this VM's QMP socket on its command line is adopted; any other record is cleared.
+    private func reapExited() throws {
+        var changed = false
+        for (name, record) in state.vms where running[name] == nil {
+            guard let pid = record.pid else { continue }
+            if Self.isQEMU(pid: pid, of: layout.vm(name)) { continue }
+            update(name) { record in
+                _ = record.lifecycle.handle(.exited(status: 0))
+                record.pid = nil
+            }
+            changed = true
+        }
+        for (name, vm) in running {
+            guard let status = vm.process.exitCode else { continue }
+            running[name] = nil
+            update(name) { record in
+                _ = record.lifecycle.handle(.exited(status: status))
+                record.pid = nil
+            }
+            changed = true
+        }
+        if changed { try store.save(state) }
+    }
+
+    /// Whether `pid` is a live QEMU serving this VM (pids are reused, so the command line is
+    /// checked too).
+    static func isQEMU(pid: Int32, of paths: VMPaths) -> Bool {
+        guard isAlive(pid), let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+        return String(decoding: cmdline, as: UTF8.self).contains(paths.qmpSocket)
+    }
+
+    private func stopAdopted(pid: Int32, paths: VMPaths) async throws {
+        if let qmp = try? await QMPClient.connect(socketPath: paths.qmpSocket, timeout: .seconds(5)) {
+            _ = try? await qmp.execute("system_powerdown")
+            await qmp.close()
+        }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while Self.isAlive(pid), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        if Self.isAlive(pid) { kill(pid, SIGKILL) }
+    }
+
+    /// Whether `pid` runs: it exists and is not a zombie waiting for its parent to reap it.
+    public static func isAlive(_ pid: Int32) -> Bool {
+        guard let stat = FileManager.default.contents(atPath: "/proc/\(pid)/stat") else { return false }
+        let text = String(decoding: stat, as: UTF8.self)
+        // "PID (COMM) STATE …": the state follows the last closing parenthesis.
+        guard let close = text.lastIndex(of: ")") else { return false }
+        let state = text[text.index(after: close)...].trimmingCharacters(in: .whitespaces).first
+        return state != "Z" && state != "X"
+    }
+}
