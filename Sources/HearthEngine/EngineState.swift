@@ -83,6 +83,7 @@ public enum EngineError: Error, Sendable, Equatable, CustomStringConvertible {
     case imageMissing(ImageReference, path: String)
     case rejected(vm: String, reason: String)
     case notAllowed(vm: String, reason: String)
+    case unreachable(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -100,6 +101,8 @@ public enum EngineError: Error, Sendable, Equatable, CustomStringConvertible {
             "\(vm): \(reason)"
         case .notAllowed(let vm, let reason):
             "\(vm): \(reason)"
+        case .unreachable(let path, let reason):
+            "no Engine answers at \(path) (\(reason)); start it with 'hearth engine run', or name its socket with --control"
         }
     }
 }
