@@ -207,7 +207,10 @@ public actor Engine {
             qmpSocket: paths.qmpSocket,
             consoleSocket: paths.consoleSocket,
             consoleLog: paths.consoleLog,
-            vncSocket: paths.vncSocket
+            vncSocket: paths.vncSocket,
+            // Internet and full access are both user-mode NAT for now: the Engine cannot yet tell
+            // the local network from the internet (the device zone will).
+            network: definition.network == .none ? nil : .userNAT
         )
     }
 

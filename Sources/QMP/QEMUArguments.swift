@@ -48,6 +48,12 @@ public enum QEMUArguments {
             }
             arguments += ["-device", device]
         }
+        switch configuration.network {
+        case .userNAT:
+            arguments += ["-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0,id=net0-device"]
+        case nil:
+            break // -nodefaults: no network card at all
+        }
         for file in configuration.firmwareFiles {
             arguments += ["-fw_cfg", "name=\(file.name),file=\(escaped(file.path))"]
         }

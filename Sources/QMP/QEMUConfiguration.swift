@@ -29,6 +29,8 @@ public struct QEMUConfiguration: Codable, Sendable, Equatable {
     public var consoleLog: String
     /// Unix socket of the VNC display; `nil` runs without a display.
     public var vncSocket: String?
+    /// The VM's network card, `nil` for none.
+    public var network: Network?
     /// QEMU's seccomp sandbox. Off only for debugging QEMU itself.
     public var sandbox: Bool
 
@@ -45,6 +47,7 @@ public struct QEMUConfiguration: Codable, Sendable, Equatable {
         consoleSocket: String,
         consoleLog: String,
         vncSocket: String? = nil,
+        network: Network? = nil,
         sandbox: Bool = true
     ) {
         self.formatVersion = Self.currentFormatVersion
@@ -60,6 +63,7 @@ public struct QEMUConfiguration: Codable, Sendable, Equatable {
         self.consoleSocket = consoleSocket
         self.consoleLog = consoleLog
         self.vncSocket = vncSocket
+        self.network = network
         self.sandbox = sandbox
     }
 
@@ -105,6 +109,13 @@ public struct QEMUConfiguration: Codable, Sendable, Equatable {
             self.readOnly = readOnly
             self.serial = serial
         }
+    }
+
+    /// How the VM reaches the network.
+    public enum Network: String, Codable, Sendable {
+        /// QEMU's user-mode NAT: the guest reaches out, nothing reaches in, and each VM's NAT is
+        /// its own, so VMs cannot reach each other.
+        case userNAT
     }
 
     /// A file offered to the guest over fw_cfg. QEMU requires user names to start with `opt/`.

@@ -51,7 +51,7 @@ import VirtualDisk
         func definitions(workImage: String = "1") -> VMDefinitionList {
             VMDefinitionList(vms: [
                 VMDefinition(name: "work", role: .work, image: .init(name: "kit", version: workImage), cpus: 1, memoryMiB: 256, localDiskBytes: 32 << 20, userDiskBytes: 64 << 20),
-                VMDefinition(name: "personal", role: .personal, image: .init(name: "kit", version: "1"), cpus: 1, memoryMiB: 256, localDiskBytes: 32 << 20, userDiskBytes: 64 << 20),
+                VMDefinition(name: "personal", role: .personal, image: .init(name: "kit", version: "1"), cpus: 1, memoryMiB: 256, localDiskBytes: 32 << 20, userDiskBytes: 64 << 20, network: .internet),
             ])
         }
 
@@ -73,6 +73,7 @@ import VirtualDisk
             echo "local=$(cat /mnt/local/probe.txt 2>/dev/null || echo none)"
             echo "user=$(cat /mnt/user/probe.txt 2>/dev/null || echo none)"
             echo "release=$(cat /etc/hearth-release)"
+            echo "nics=$(ls /sys/class/net | grep -vc '^lo$')"
             umount /mnt/local /mnt/user
             sync
             """
@@ -119,6 +120,8 @@ import VirtualDisk
             let personalWrite = try await fixture.report("personal")
             #expect(workWrite["system"] == "system-work" && workWrite["user"] == "user-work")
             #expect(personalWrite["local"] == "local-personal")
+            #expect(workWrite["nics"] == "0", "a VM with network 'none' has no network card")
+            #expect(personalWrite["nics"] == "1", "a VM with internet access has one card, behind its own NAT")
 
             try await engine.restart("work", firmwareFiles: fixture.probe("work", "read"))
             let afterRestart = try await fixture.report("work")

@@ -33,6 +33,7 @@ import Testing
         consoleSocket: "/run/p/console.sock",
         consoleLog: "/run/p/console.log",
         vncSocket: "/run/p/vnc.sock",
+        network: .userNAT,
         sandbox: false
     )
 
