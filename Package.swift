@@ -62,6 +62,7 @@ let package = Package(
         .executableTarget(name: "hearth", dependencies: ["HearthCLI"]),
         // Benchmarks: programs that print Hearth's figure beside a peer's (docs/PERFORMANCE.md).
         .executableTarget(name: "disk-convert-bench", dependencies: ["VirtualDisk"], path: "Benchmarks/DiskConvert"),
+        .executableTarget(name: "engine-start-bench", dependencies: ["HearthEngine", "HearthCore", "GuestKit", "QMP", "VirtualDisk"], path: "Benchmarks/EngineStart"),
         .testTarget(
             name: "QMPTests",
             dependencies: ["QMP", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],

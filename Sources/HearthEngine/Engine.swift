@@ -16,6 +16,17 @@ public actor Engine {
     private var state: EngineState
     private var running: [String: (process: QEMUProcess, qmp: QMPClient?)] = [:]
 
+    /// How long the Engine's own part of the last start took, for the start benchmark.
+    public struct LaunchTiming: Sendable {
+        /// From the start request until QEMU was exec'd.
+        public var untilExec: Duration
+    }
+
+    public private(set) var lastLaunchTiming: LaunchTiming?
+    /// The QEMU configuration of the last start.
+    public private(set) var lastConfiguration: QEMUConfiguration?
+    private var startRequestedAt: ContinuousClock.Instant?
+
     /// Opens the Engine's root, reading its state (a kill -9 left it whole), and finds the VMs
     /// whose QEMU still runs.
     public init(layout: EngineLayout, boot: GuestBoot, accelerator: Accelerator, logger: Logger = Logger(label: "hearth.engine")) throws {
@@ -62,6 +73,7 @@ public actor Engine {
         try reapExited()
         let definition = try self.definition(name)
         var record = state.vms[name] ?? EngineState.VMRecord()
+        startRequestedAt = ContinuousClock.now
         switch record.lifecycle.handle(.startRequested) {
         case .prepareAndLaunch: break
         case .reject(let reason): throw EngineError.rejected(vm: name, reason: reason)
@@ -152,6 +164,10 @@ public actor Engine {
             try store.save(state)
             throw error
         }
+        if let requested = startRequestedAt {
+            lastLaunchTiming = LaunchTiming(untilExec: process.launchedAt - requested)
+        }
+        lastConfiguration = configuration
         update(definition.name) { $0.pid = process.pid }
         try store.save(state)
         do {
