@@ -8,6 +8,7 @@ import VirtualDisk
 /// overlay over its gold image at every boot, and persistent local and user disks.
 public actor Engine {
     public let layout: EngineLayout
+    /// How guests boot, with the kernel and initramfs staged under the Engine's root.
     public let boot: GuestBoot
     public let accelerator: Accelerator
     private let store: EngineStateStore
@@ -31,12 +32,39 @@ public actor Engine {
     /// whose QEMU still runs.
     public init(layout: EngineLayout, boot: GuestBoot, accelerator: Accelerator, logger: Logger = Logger(label: "hearth.engine")) throws {
         self.layout = layout
-        self.boot = boot
         self.accelerator = accelerator
         self.logger = logger
-        try FileManager.default.createDirectory(atPath: layout.root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        // Others may pass through the root (a VM's user must reach its own folders, the boot
+        // files and the images) but not list it; the state file itself is 0600.
+        for directory in [layout.root, "\(layout.root)/vms", "\(layout.root)/run"] {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            chmod(directory, 0o711)
+        }
         store = EngineStateStore(path: layout.stateFile)
         state = try store.load()
+        self.boot = try Self.stage(boot, in: "\(layout.root)/boot")
+    }
+
+    /// Copies the kernel and initramfs where every VM's user can read them (the cache they
+    /// come from may be in root's home).
+    private static func stage(_ boot: GuestBoot, in folder: String) throws -> GuestBoot {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        chmod(folder, 0o755)
+        func place(_ path: String) throws -> String {
+            let target = "\(folder)/\((path as NSString).lastPathComponent)"
+            let sourceSize = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? -1
+            let targetSize = (try? FileManager.default.attributesOfItem(atPath: target)[.size] as? Int) ?? -2
+            if sourceSize != targetSize {
+                try? FileManager.default.removeItem(atPath: target)
+                try FileManager.default.copyItem(atPath: path, toPath: target)
+            }
+            chmod(target, 0o644)
+            return target
+        }
+        var staged = boot
+        staged.kernel = try place(boot.kernel)
+        staged.initrd = try boot.initrd.map(place)
+        return staged
     }
 
     /// Sets the VMs this Engine runs.
@@ -156,9 +184,13 @@ public actor Engine {
     private func launchAndConfirm(_ definition: VMDefinition, image: ImageReference, firmwareFiles: [QEMUConfiguration.FirmwareFile]) async throws {
         let paths = layout.vm(definition.name)
         let configuration = try prepare(definition, image: image, paths: paths, firmwareFiles: firmwareFiles)
+        let user = try VMUser.ensure(for: definition.name)
+        if let user {
+            try VMUser.own([paths.disks, paths.run], by: user)
+        }
         let process: QEMUProcess
         do {
-            process = try QEMUProcess.launch(configuration, stderrLog: paths.qemuLog, logger: logger)
+            process = try QEMUProcess.launch(configuration, stderrLog: paths.qemuLog, runAs: user, logger: logger)
         } catch {
             update(definition.name) { _ = $0.lifecycle.handle(.launchFailed("\(error)")) }
             try store.save(state)

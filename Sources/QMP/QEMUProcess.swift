@@ -47,6 +47,7 @@ public final class QEMUProcess: Sendable {
         _ configuration: QEMUConfiguration,
         executable: String = defaultExecutable,
         stderrLog: String,
+        runAs user: Credentials? = nil,
         logger: Logger = Logger(label: "hearth.qemu")
     ) throws(QEMUError) -> QEMUProcess {
         let arguments = try QEMUArguments.build(for: configuration)
@@ -65,8 +66,19 @@ public final class QEMUProcess: Sendable {
         defer { try? output.close() }
 
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
+        if let user {
+            // setpriv (util-linux) drops to the user, with no supplementary groups beyond those
+            // named and no way back to privileges, then execs QEMU in the same process.
+            guard let setpriv = resolve("setpriv") else {
+                throw .executableNotFound("setpriv")
+            }
+            process.executableURL = URL(fileURLWithPath: setpriv)
+            let groups = user.supplementaryGroups.isEmpty ? ["--clear-groups"] : ["--groups=\(user.supplementaryGroups.map(String.init).joined(separator: ","))"]
+            process.arguments = ["--reuid=\(user.uid)", "--regid=\(user.gid)"] + groups + ["--no-new-privs", "--", path] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: path)
+            process.arguments = arguments
+        }
         // QEMU needs nothing from the caller's environment; secrets held there stay there.
         process.environment = ["LC_ALL": "C"]
         process.standardInput = FileHandle.nullDevice
@@ -155,6 +167,20 @@ public final class QEMUProcess: Sendable {
             }
         }
         return nil
+    }
+}
+
+/// The unprivileged user a QEMU runs as.
+public struct Credentials: Sendable, Equatable {
+    public var uid: UInt32
+    public var gid: UInt32
+    /// Extra groups, such as `kvm` for /dev/kvm.
+    public var supplementaryGroups: [UInt32]
+
+    public init(uid: UInt32, gid: UInt32, supplementaryGroups: [UInt32] = []) {
+        self.uid = uid
+        self.gid = gid
+        self.supplementaryGroups = supplementaryGroups
     }
 }
 

@@ -37,9 +37,18 @@ import VirtualDisk
             let broken = ImageReference(name: "kit", version: "broken")
             try FileManager.default.createDirectory(atPath: layout.imageDirectory(broken), withIntermediateDirectories: true)
             try DiskFile.create(path: layout.imageDisk(broken)).truncate(to: 64 << 20)
+            chmod(layout.imageDisk(broken), 0o644)
         }
 
         deinit {
+            // Whatever a failed test left running under this root is stopped with it.
+            let processes = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+            for pid in processes.compactMap(Int32.init) {
+                if let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
+                   String(decoding: cmdline, as: UTF8.self).contains("\(root)/") {
+                    kill(pid, SIGKILL)
+                }
+            }
             try? FileManager.default.removeItem(atPath: root)
         }
 
@@ -102,6 +111,13 @@ import VirtualDisk
 
     struct OracleTimeout: Error { var vm: String }
 
+    /// The real user id a process runs as, from /proc.
+    static func uid(of pid: Int32) -> UInt32 {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("Uid:") } ?? ""
+        return UInt32(line.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first ?? "") ?? 0
+    }
+
     static func stopAll(_ engine: Engine) async {
         for name in ["work", "personal"] { try? await engine.stop(name) }
     }
@@ -116,6 +132,20 @@ import VirtualDisk
             let running = try await engine.status()
             #expect(running.map(\.phase) == [.running, .running], "\(running)")
             #expect(Set(running.compactMap(\.pid)).count == 2, "one QEMU per VM")
+            if getuid() == 0 {
+                // Each QEMU runs as its own user, which cannot read the other VM's disks.
+                let owners = running.compactMap(\.pid).map(Self.uid(of:))
+                #expect(Set(owners).count == 2 && !owners.contains(0), "QEMU users: \(owners)")
+                let workUser = Self.uid(of: try #require(running.first { $0.name == "work" }?.pid))
+                let peek = Process()
+                peek.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+                peek.arguments = ["--reuid=\(workUser)", "--regid=\(workUser)", "--clear-groups", "/usr/bin/head", "-c", "4", fixture.layout.vm("personal").userDisk]
+                peek.standardOutput = FileHandle.nullDevice
+                peek.standardError = FileHandle.nullDevice
+                try peek.run()
+                peek.waitUntilExit()
+                #expect(peek.terminationStatus != 0, "the work VM's user read the personal VM's user disk")
+            }
             let workWrite = try await fixture.report("work")
             let personalWrite = try await fixture.report("personal")
             #expect(workWrite["system"] == "system-work" && workWrite["user"] == "user-work")
@@ -207,6 +237,57 @@ import VirtualDisk
             throw error
         }
         await Self.stopAll(engine)
+    }
+
+    @Test func theConsoleAndTheDisplayAreReachable() async throws {
+        let fixture = try Fixture()
+        let engine = try fixture.engine()
+        try await engine.define(fixture.definitions())
+        let paths = fixture.layout.vm("work")
+        do {
+            try await engine.start("work")
+            // The display: a VNC server on the VM's socket greets with its protocol version.
+            let banner = try Self.firstBytes(ofUnixSocket: paths.vncSocket, count: 12)
+            #expect(banner == "RFB 003.008\n")
+
+            // The console: attach, then press the power button; the guest says so on it.
+            let console = Process()
+            console.executableURL = EngineDaemonTests.hearth
+            console.arguments = ["vm", "console", "work", "--root", fixture.root]
+            let output = Pipe()
+            let input = Pipe()
+            console.standardOutput = output
+            console.standardInput = input
+            try console.run()
+            try await Task.sleep(for: .milliseconds(500))
+            try await engine.stop("work")
+            let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            console.waitUntilExit()
+            #expect(printed.contains("attached to work's console"))
+            #expect(printed.contains("HEARTH-GUEST: power button pressed"), "console showed: \(printed)")
+        } catch {
+            await Self.stopAll(engine)
+            throw error
+        }
+    }
+
+    static func firstBytes(ofUnixSocket path: String, count: Int) throws -> String {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            let bytes = Array(path.utf8)
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard connected == 0 else { return "" }
+        var buffer = [UInt8](repeating: 0, count: count)
+        let read = recv(fd, &buffer, count, Int32(MSG_WAITALL))
+        return String(decoding: buffer.prefix(max(0, read)), as: UTF8.self)
     }
 
     @Test func anEngineThatDiedFindsItsRunningVMsAgain() async throws {
