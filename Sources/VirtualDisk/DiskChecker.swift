@@ -41,7 +41,7 @@ public enum DiskChecker {
     }
 
     private static func checkQCOW2(_ path: String, report: inout CheckReport, repair: Bool) throws(VirtualDiskError) {
-        let editor = try QCOW2Editor(path: path)
+        let editor = try QCOW2Editor(path: path, allowDirty: true)
         let header = editor.header
         let clusterSize = header.clusterSize
         let fileSize = try editor.file.size()
@@ -103,12 +103,16 @@ public enum DiskChecker {
             }
             corrections.append((cluster, Int64(wanted) - Int64(stored)))
         }
-        if repair, !corrections.isEmpty {
+        if header.incompatibleFeatures.contains(.dirty), !repair {
+            report.errors.append("the image is marked dirty: its refcounts were not written back; --repair recomputes them")
+        }
+        if repair, !corrections.isEmpty || header.incompatibleFeatures.contains(.dirty) {
             for delta in Set(corrections.map(\.1)) {
                 try editor.adjustRefcounts(corrections.filter { $0.1 == delta }.map(\.0), by: delta)
             }
             try editor.updateCopiedFlags()
             try editor.file.sync()
+            try editor.markClean()
             report.repaired = true
         }
     }

@@ -58,9 +58,10 @@ public final class DiskFile: @unchecked Sendable {
     /// Fills `buffer` from `offset`. Bytes past the end of the file read as zeros only when
     /// `zeroPastEnd` is set; otherwise a short file is corruption named by `field`.
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64, field: String = "data", zeroPastEnd: Bool = false) throws(VirtualDiskError) {
+        guard let base = buffer.baseAddress else { return }
         var done = 0
         while done < buffer.count {
-            let result = pread(descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            let result = pread(descriptor, base + done, buffer.count - done, off_t(offset) + off_t(done))
             if result < 0 {
                 if errno == EINTR { continue }
                 throw .io(path: path, operation: "read", reason: Self.lastError())
@@ -69,7 +70,7 @@ public final class DiskFile: @unchecked Sendable {
                 guard zeroPastEnd else {
                     throw .corrupt(path: path, field: field, offset: offset, reason: "the file ends at \((try? size()) ?? 0) bytes, before the \(buffer.count) bytes this needs")
                 }
-                (buffer.baseAddress! + done).initializeMemory(as: UInt8.self, repeating: 0, count: buffer.count - done)
+                (base + done).initializeMemory(as: UInt8.self, repeating: 0, count: buffer.count - done)
                 return
             }
             done += result
@@ -93,9 +94,10 @@ public final class DiskFile: @unchecked Sendable {
 
     /// Writes all of `buffer` at `offset`.
     public func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws(VirtualDiskError) {
+        guard let base = buffer.baseAddress else { return }
         var done = 0
         while done < buffer.count {
-            let result = pwrite(descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            let result = pwrite(descriptor, base + done, buffer.count - done, off_t(offset) + off_t(done))
             if result < 0 {
                 if errno == EINTR { continue }
                 throw .io(path: path, operation: "write", reason: Self.lastError())

@@ -83,3 +83,24 @@ import Testing
         #expect(throws: VirtualDiskError.self) { _ = try DiskCompactor.compact(disk) }
     }
 }
+
+@Suite struct DirtyImageTests {
+    @Test func aDirtyImageIsNotEditedUntilRepaired() throws {
+        let scratch = try Scratch()
+        let disk = scratch.file("dirty.qcow2")
+        try Oracle.qemuImg("convert", "-f", "raw", "-O", "qcow2", "-o", "lazy_refcounts=on", try scratch.patternDisk(), disk)
+        // As QEMU leaves it when killed with lazy refcounts: the dirty bit set.
+        let file = try DiskFile(path: disk, writable: true)
+        var features = try file.read(count: 8, at: 72)
+        features[7] |= 1
+        try file.write(features, at: 72)
+
+        #expect(throws: VirtualDiskError.self) { try DiskSnapshots.create(disk, name: "x") }
+        #expect(try DiskChecker.check(disk).errors.contains { $0.contains("dirty") })
+        #expect(try DiskChecker.check(disk, repair: true).repaired)
+        try Oracle.qemuImg("check", disk)
+        #expect(try DiskChecker.check(disk).isClean)
+        try DiskSnapshots.create(disk, name: "x")
+        try Oracle.qemuImg("check", disk)
+    }
+}

@@ -21,9 +21,14 @@ final class QCOW2Editor {
     var refcountBits: UInt64 { 1 << UInt64(header.refcountOrder) }
     var entriesPerBlock: UInt64 { clusterSize * 8 / refcountBits }
 
-    init(path: String) throws(VirtualDiskError) {
+    /// - Parameter allowDirty: only for check and repair: an image whose lazy refcounts were
+    ///   not written back (the dirty bit) has refcounts that cannot be trusted for allocation.
+    init(path: String, allowDirty: Bool = false) throws(VirtualDiskError) {
         file = try DiskFile(path: path, writable: true)
         header = try QCOW2Image.readHeader(file)
+        guard allowDirty || !header.incompatibleFeatures.contains(.dirty) else {
+            throw .corrupt(path: path, field: "incompatible_features", offset: 72, reason: "the image is marked dirty (QEMU stopped before writing its refcounts back); run 'hearth disk check --repair' first")
+        }
         guard !header.incompatibleFeatures.contains(.externalDataFile) else {
             throw .unsupported(path: path, feature: "changing an image with an external data file")
         }
@@ -229,6 +234,14 @@ final class QCOW2Editor {
     }
 
     // MARK: Header
+
+    /// Clears the dirty bit once the refcounts are right again.
+    func markClean() throws(VirtualDiskError) {
+        guard header.incompatibleFeatures.contains(.dirty) else { return }
+        header.incompatibleFeatures.remove(.dirty)
+        headerBytes.putBigEndian(header.incompatibleFeatures.rawValue, at: 72)
+        try writeHeader()
+    }
 
     func setSnapshotTable(offset: UInt64, count: UInt32) {
         header.snapshotsOffset = offset
