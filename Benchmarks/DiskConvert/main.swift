@@ -70,35 +70,49 @@ print("making a \(options.sizeGiB) GiB raw disk, half full, in \(options.directo
 try makeSource(raw, size: size)
 try qemuImg(["convert", "-f", "raw", "-O", "qcow2", raw, qcow2])
 
-func hearthConvert(_ source: String, _ format: DiskFormat, to output: String) throws {
+func hearthConvert(_ source: String, _ format: DiskFormat, to output: String, durable: Bool = true) throws {
     let image = try DiskOpener.open(source, format: format == .raw ? .qcow2 : .raw, policy: .standalone)
-    _ = try DiskConverter.convert(image, to: output, options: .init(format: format, replace: true))
+    _ = try DiskConverter.convert(image, to: output, options: .init(format: format, replace: true, durable: durable))
 }
 
-// qemu-img convert writes its output with cache=unsafe (no flush) by default; Hearth syncs
-// before it renames the image into place. Both qemu-img modes are shown.
-var rows: [(String, Double, Double, Double)] = []
-for (name, source, sourceFormat, target) in [("qcow2 → raw", qcow2, "qcow2", DiskFormat.raw), ("raw → qcow2", raw, "raw", DiskFormat.qcow2)] {
-    var hearth = Double.infinity
-    var peer = Double.infinity
+// Before each run, sync(2) writes back what earlier runs left dirty, so no run pays for
+// another's writeback. qemu-img convert writes its output with cache=unsafe (no flush) by default; Hearth syncs
+// before it renames the image into place. Each is measured both ways: Hearth with --no-sync
+// beside qemu-img's default, Hearth's default beside qemu-img -t writeback (which flushes).
+struct Row {
+    var name: String
+    var hearthUnsynced = Double.infinity
+    var peerUnsynced = Double.infinity
+    var hearthSynced = Double.infinity
     var peerSynced = Double.infinity
-    for _ in 0..<3 {
-        let out = "\(options.directory)/out.\(target.rawValue)"
-        hearth = min(hearth, try seconds { try hearthConvert(source, target, to: out) })
+}
+var rows: [Row] = []
+for (name, source, sourceFormat, target) in [("qcow2 → raw", qcow2, "qcow2", DiskFormat.raw), ("raw → qcow2", raw, "raw", DiskFormat.qcow2)] {
+    var row = Row(name: name)
+    let out = "\(options.directory)/out.\(target.rawValue)"
+    func measure(_ body: () throws -> Void) throws -> Double {
+        // Every run starts with no dirty pages of an earlier run still being written back.
+        sync()
+        let time = try seconds(body)
         try FileManager.default.removeItem(atPath: out)
-        peer = min(peer, try seconds { try qemuImg(["convert", "-f", sourceFormat, "-O", target.rawValue, source, out]) })
-        try FileManager.default.removeItem(atPath: out)
-        peerSynced = min(peerSynced, try seconds { try qemuImg(["convert", "-t", "writeback", "-f", sourceFormat, "-O", target.rawValue, source, out]) })
-        try FileManager.default.removeItem(atPath: out)
+        return time
     }
-    rows.append((name, hearth, peer, peerSynced))
+    for _ in 0..<3 {
+        row.hearthUnsynced = min(row.hearthUnsynced, try measure { try hearthConvert(source, target, to: out, durable: false) })
+        row.peerUnsynced = min(row.peerUnsynced, try measure { try qemuImg(["convert", "-f", sourceFormat, "-O", target.rawValue, source, out]) })
+        row.hearthSynced = min(row.hearthSynced, try measure { try hearthConvert(source, target, to: out) })
+        row.peerSynced = min(row.peerSynced, try measure { try qemuImg(["convert", "-t", "writeback", "-f", sourceFormat, "-O", target.rawValue, source, out]) })
+    }
+    rows.append(row)
 }
 
 let gib = Double(size) / Double(1 << 30)
+func cell(_ time: Double) -> String { String(format: "%6.2f s %5.2f GiB/s", time, gib / time) }
 print("\nconvert, \(options.sizeGiB) GiB disk half full (best of 3, runs alternating)")
-print("direction     hearth (synced)     qemu-img (default)  qemu-img -t writeback")
-for (name, hearth, peer, peerSynced) in rows {
-    print(String(format: "%@  %6.2f s %5.2f GiB/s  %6.2f s %5.2f GiB/s  %6.2f s %5.2f GiB/s", name.padding(toLength: 11, withPad: " ", startingAt: 0), hearth, gib / hearth, peer, gib / peer, peerSynced, gib / peerSynced))
+print("               no flush                                     flushed before done")
+print("direction      hearth --no-sync      qemu-img (default)      hearth                qemu-img -t writeback")
+for row in rows {
+    print("\(row.name.padding(toLength: 13, withPad: " ", startingAt: 0))  \(cell(row.hearthUnsynced))   \(cell(row.peerUnsynced))    \(cell(row.hearthSynced))   \(cell(row.peerSynced))")
 }
 
 // Overlay reset: the same work whatever the size of the disk below.

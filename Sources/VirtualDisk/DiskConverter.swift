@@ -14,12 +14,16 @@ public struct ConversionOptions: Sendable {
     public var vhdType: VHDType
     /// Replace an existing destination (atomically: the old file stays whole until the new one is).
     public var replace: Bool
+    /// Sync the new image to stable storage before renaming it into place (the default). Off,
+    /// a crash soon after may leave the destination empty or partial: only for scratch copies.
+    public var durable: Bool
 
-    public init(format: DiskFormat, qcow2ClusterSize: UInt64 = 64 << 10, vhdType: VHDType = .dynamic, replace: Bool = false) {
+    public init(format: DiskFormat, qcow2ClusterSize: UInt64 = 64 << 10, vhdType: VHDType = .dynamic, replace: Bool = false, durable: Bool = true) {
         self.format = format
         self.qcow2ClusterSize = qcow2ClusterSize
         self.vhdType = vhdType
         self.replace = replace
+        self.durable = durable
     }
 }
 
@@ -52,7 +56,7 @@ public enum DiskConverter {
         if !options.replace, FileManager.default.fileExists(atPath: destination) {
             throw .invalidRequest("\(destination) already exists; remove it or ask to replace it")
         }
-        return try AtomicOutput.write(to: destination) { (file) throws(VirtualDiskError) -> ConversionResult in
+        return try AtomicOutput.write(to: destination, durable: options.durable) { (file) throws(VirtualDiskError) -> ConversionResult in
             let writer = try makeWriter(file: file, size: source.virtualSize, options: options, name: (destination as NSString).lastPathComponent)
             let dataBytes = try copy(source, into: writer, progress: progress)
             try writer.finish()
@@ -133,17 +137,20 @@ public enum DiskConverter {
 /// Writes a file under a temporary name beside its destination and renames it into place
 /// once whole and synced; on any failure the temporary file is removed.
 enum AtomicOutput {
-    static func write<Result>(to destination: String, _ body: (DiskFile) throws(VirtualDiskError) -> Result) throws(VirtualDiskError) -> Result {
+    static func write<Result>(to destination: String, durable: Bool = true, _ body: (DiskFile) throws(VirtualDiskError) -> Result) throws(VirtualDiskError) -> Result {
         let directory = (destination as NSString).deletingLastPathComponent
         let name = (destination as NSString).lastPathComponent
         let temporary = (directory.isEmpty ? "." : directory) + "/.\(name).partial-\(UUID().uuidString.prefix(8))"
         let file = try DiskFile.create(path: temporary)
+        file.skipsSync = !durable
         do throws(VirtualDiskError) {
             let result = try body(file)
             guard rename(temporary, destination) == 0 else {
                 throw VirtualDiskError.io(path: destination, operation: "rename \(temporary) to", reason: DiskFile.lastError())
             }
-            syncDirectory(directory.isEmpty ? "." : directory)
+            if durable {
+                syncDirectory(directory.isEmpty ? "." : directory)
+            }
             return result
         } catch {
             unlink(temporary)

@@ -11,6 +11,9 @@ public final class DiskFile: @unchecked Sendable {
     public let path: String
     public let isWritable: Bool
     private let descriptor: Int32
+    /// When set, `sync()` does nothing: for scratch output the caller accepts losing in a crash
+    /// (like `qemu-img convert`'s default cache=unsafe). Set before the file is shared.
+    public var skipsSync = false
 
     /// Opens an existing file.
     public init(path: String, writable: Bool = false) throws(VirtualDiskError) {
@@ -127,6 +130,7 @@ public final class DiskFile: @unchecked Sendable {
 
     /// Flushes data and metadata to stable storage.
     public func sync() throws(VirtualDiskError) {
+        guard !skipsSync else { return }
         guard fsync(descriptor) == 0 else {
             throw .io(path: path, operation: "sync", reason: Self.lastError())
         }

@@ -29,13 +29,16 @@ struct DiskConvertCommand: AsyncParsableCommand {
     @Flag(help: "Replace the destination if it exists.")
     var replace = false
 
+    @Flag(name: .customLong("no-sync"), help: "Do not sync the new image before renaming it into place (faster; a crash soon after may lose it). For scratch copies only.")
+    var noSync = false
+
     @Flag(help: "Print the result as JSON.")
     var json = false
 
     func run() async throws {
         let image = try input.open(source)
         let bar = ProgressBar("converting")
-        let options = ConversionOptions(format: targetFormat, qcow2ClusterSize: clusterSize.bytes, vhdType: vhdType, replace: replace)
+        let options = ConversionOptions(format: targetFormat, qcow2ClusterSize: clusterSize.bytes, vhdType: vhdType, replace: replace, durable: !noSync)
         let result = try DiskConverter.convert(image, to: destination, options: options) { bar.update($0, of: $1) }
         bar.finish()
         if json {
