@@ -73,6 +73,16 @@ import Testing
         #expect(leftovers.isEmpty)
     }
 
+    @Test func aConversionWithoutSyncGivesTheSameImage() throws {
+        let scratch = try Scratch()
+        let source = try scratch.patternDisk()
+        let destination = scratch.file("scratch.qcow2")
+        let image = try DiskOpener.open(source, format: .raw, policy: .standalone)
+        _ = try DiskConverter.convert(image, to: destination, options: .init(format: .qcow2, durable: false))
+        try Oracle.qemuImg("check", destination)
+        try Oracle.qemuImg("compare", "-f", "raw", "-F", "qcow2", source, destination)
+    }
+
     @Test func aFailedConversionLeavesTheOldDestinationWhole() throws {
         let scratch = try Scratch()
         let destination = scratch.file("keep.qcow2")
