@@ -32,23 +32,8 @@ public final class ControlServer: @unchecked Sendable {
         // once it accepts connections.
         let staging = path + ".new"
         unlink(staging)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw EngineError.io(path: path, reason: String(cString: strerror(errno))) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(staging.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            close(fd)
-            throw EngineError.io(path: path, reason: "the socket path is longer than 107 bytes")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard bound == 0, chmod(staging, 0o660) == 0, listen(fd, 16) == 0, rename(staging, path) == 0 else {
+        let fd = try UnixSocket.listen(staging, mode: 0o660)
+        guard rename(staging, path) == 0 else {
             let reason = String(cString: strerror(errno))
             close(fd)
             throw EngineError.io(path: path, reason: reason)
@@ -154,25 +139,8 @@ private final class ResponseBox: @unchecked Sendable {
 /// Talks to a running Engine's control socket.
 public enum ControlClient {
     public static func send(_ request: ControlRequest, to path: String) throws -> ControlResponse {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw EngineError.io(path: path, reason: String(cString: strerror(errno))) }
+        let fd = try UnixSocket.connect(path)
         defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            throw EngineError.io(path: path, reason: "the socket path is longer than 107 bytes")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard connected == 0 else {
-            throw EngineError.unreachable(path: path, reason: String(cString: strerror(errno)))
-        }
         var data = try JSONEncoder().encode(request)
         data.append(UInt8(ascii: "\n"))
         _ = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }

@@ -273,19 +273,8 @@ extension VMSuites {
         }
 
         static func firstBytes(ofUnixSocket path: String, count: Int) throws -> String {
-            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            let fd = try UnixSocket.connect(path)
             defer { close(fd) }
-            var address = sockaddr_un()
-            address.sun_family = sa_family_t(AF_UNIX)
-            withUnsafeMutableBytes(of: &address.sun_path) { raw in
-                let bytes = Array(path.utf8)
-                raw.copyBytes(from: bytes)
-                raw[bytes.count] = 0
-            }
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            }
-            guard connected == 0 else { return "" }
             var buffer = [UInt8](repeating: 0, count: count)
             let read = recv(fd, &buffer, count, Int32(MSG_WAITALL))
             return String(decoding: buffer.prefix(max(0, read)), as: UTF8.self)

@@ -14,24 +14,13 @@ struct VMConsoleCommand: AsyncParsableCommand {
 
     func run() async throws {
         let path = EngineLayout(root: engineRoot.root).vm(name).consoleSocket
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard fd >= 0, bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            throw ValidationError("cannot use the console socket \(path)")
+        let fd: Int32
+        do {
+            fd = try UnixSocket.connect(path)
+        } catch {
+            throw ValidationError("\(name) has no console at \(path) (is it running?): \(error)")
         }
         defer { close(fd) }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard connected == 0 else {
-            throw ValidationError("\(name) has no console at \(path) (is it running?): \(String(cString: strerror(errno)))")
-        }
         print("attached to \(name)'s console; Ctrl-] detaches")
         var saved = termios()
         let isTerminal = isatty(STDIN_FILENO) == 1
