@@ -2,13 +2,15 @@
 // files. Build in release: swift run -c release disk-convert-bench [--size-gib N] [--dir DIR]
 //
 // The source is a raw disk of N GiB (default 4) whose every other 64 MiB stripe holds
-// pseudo-random data: half full, as the issue asks. Each conversion runs twice per tool,
-// alternating tools, and the faster run of each counts (the page cache is warm for both).
+// pseudo-random data: half full, as the issue asks. Each conversion runs N times (default 8)
+// per tool and mode, in rotating order, and the median counts: these machines are noisy enough that
+// one run of either tool can take three times another.
 import Foundation
 import VirtualDisk
 
 struct Options {
     var sizeGiB: UInt64 = 4
+    var runs = 8
     var directory = FileManager.default.temporaryDirectory.appendingPathComponent("hearth-bench-\(getpid())").path
 
     init(_ arguments: [String]) {
@@ -17,6 +19,7 @@ struct Options {
             switch argument {
             case "--size-gib": sizeGiB = UInt64(iterator.next() ?? "") ?? sizeGiB
             case "--dir": directory = iterator.next() ?? directory
+            case "--runs": runs = max(1, Int(iterator.next() ?? "") ?? runs)
             default: FileHandle.standardError.write(Data("unknown argument \(argument)\n".utf8)); exit(2)
             }
         }
@@ -81,10 +84,15 @@ func hearthConvert(_ source: String, _ format: DiskFormat, to output: String, du
 // beside qemu-img's default, Hearth's default beside qemu-img -t writeback (which flushes).
 struct Row {
     var name: String
-    var hearthUnsynced = Double.infinity
-    var peerUnsynced = Double.infinity
-    var hearthSynced = Double.infinity
-    var peerSynced = Double.infinity
+    var hearthUnsynced: [Double] = []
+    var peerUnsynced: [Double] = []
+    var hearthSynced: [Double] = []
+    var peerSynced: [Double] = []
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted[sorted.count / 2]
 }
 var rows: [Row] = []
 for (name, source, sourceFormat, target) in [("qcow2 → raw", qcow2, "qcow2", DiskFormat.raw), ("raw → qcow2", raw, "raw", DiskFormat.qcow2)] {
@@ -95,24 +103,33 @@ for (name, source, sourceFormat, target) in [("qcow2 → raw", qcow2, "qcow2", D
         sync()
         let time = try seconds(body)
         try FileManager.default.removeItem(atPath: out)
+        sync()
         return time
     }
-    for _ in 0..<3 {
-        row.hearthUnsynced = min(row.hearthUnsynced, try measure { try hearthConvert(source, target, to: out, durable: false) })
-        row.peerUnsynced = min(row.peerUnsynced, try measure { try qemuImg(["convert", "-f", sourceFormat, "-O", target.rawValue, source, out]) })
-        row.hearthSynced = min(row.hearthSynced, try measure { try hearthConvert(source, target, to: out) })
-        row.peerSynced = min(row.peerSynced, try measure { try qemuImg(["convert", "-t", "writeback", "-f", sourceFormat, "-O", target.rawValue, source, out]) })
+    // The four runs of an iteration go in a rotating order: removing a flushed 2 GiB output
+    // leaves the filesystem work that the next run pays for, so no configuration may always
+    // follow the same one.
+    let configurations: [(inout Row) throws -> Void] = [
+        { $0.hearthUnsynced.append(try measure { try hearthConvert(source, target, to: out, durable: false) }) },
+        { $0.peerUnsynced.append(try measure { try qemuImg(["convert", "-f", sourceFormat, "-O", target.rawValue, source, out]) }) },
+        { $0.hearthSynced.append(try measure { try hearthConvert(source, target, to: out) }) },
+        { $0.peerSynced.append(try measure { try qemuImg(["convert", "-t", "writeback", "-f", sourceFormat, "-O", target.rawValue, source, out]) }) },
+    ]
+    for iteration in 0..<options.runs {
+        for index in 0..<configurations.count {
+            try configurations[(index + iteration) % configurations.count](&row)
+        }
     }
     rows.append(row)
 }
 
 let gib = Double(size) / Double(1 << 30)
 func cell(_ time: Double) -> String { String(format: "%6.2f s %5.2f GiB/s", time, gib / time) }
-print("\nconvert, \(options.sizeGiB) GiB disk half full (best of 3, runs alternating)")
+print("\nconvert, \(options.sizeGiB) GiB disk half full (median of \(options.runs), rotating order)")
 print("               no flush                                     flushed before done")
 print("direction      hearth --no-sync      qemu-img (default)      hearth                qemu-img -t writeback")
 for row in rows {
-    print("\(row.name.padding(toLength: 13, withPad: " ", startingAt: 0))  \(cell(row.hearthUnsynced))   \(cell(row.peerUnsynced))    \(cell(row.hearthSynced))   \(cell(row.peerSynced))")
+    print("\(row.name.padding(toLength: 13, withPad: " ", startingAt: 0))  \(cell(median(row.hearthUnsynced)))   \(cell(median(row.peerUnsynced)))    \(cell(median(row.hearthSynced)))   \(cell(median(row.peerSynced)))")
 }
 
 // Overlay reset: the same work whatever the size of the disk below.
