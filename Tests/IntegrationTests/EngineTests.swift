@@ -53,7 +53,23 @@ extension VMSuites {
                 try? FileManager.default.removeItem(atPath: root)
             }
 
-            func engine() throws -> Engine {
+            /// Runs `body` with an Engine on this fixture's root, then stops every VM, whether
+        /// `body` succeeded or not, and returns the Engine for checks after the stop.
+        @discardableResult
+        func withEngine(_ definitions: VMDefinitionList, _ body: (Engine) async throws -> Void) async throws -> Engine {
+            let engine = try self.engine()
+            try await engine.define(definitions)
+            do {
+                try await body(engine)
+            } catch {
+                await EngineTests.stopAll(engine)
+                throw error
+            }
+            await EngineTests.stopAll(engine)
+            return engine
+        }
+
+        func engine() throws -> Engine {
                 let boot = GuestBoot(kernel: kit.kernel, initrd: kit.initramfs, commandLine: "console=ttyS0 loglevel=4 panic=-1 hearth.root=system", bootMarker: GuestKit.bootMarker, bootTimeout: BootTests.bootTimeout)
                 return try Engine(layout: layout, boot: boot, accelerator: AcceleratorProbe.probe().accelerator)
             }
@@ -125,9 +141,7 @@ extension VMSuites {
 
         @Test func workAndPersonalRunSideBySideAndOnlyTheSystemDiskResets() async throws {
             let fixture = try Fixture()
-            let engine = try fixture.engine()
-            try await engine.define(fixture.definitions())
-            do {
+            let engine = try await fixture.withEngine(fixture.definitions()) { engine in
                 try await engine.start("work", firmwareFiles: fixture.probe("work", "write"))
                 try await engine.start("personal", firmwareFiles: fixture.probe("personal", "write"))
                 let running = try await engine.status()
@@ -160,19 +174,13 @@ extension VMSuites {
                 #expect(afterRestart["local"] == "local-work")
                 #expect(afterRestart["user"] == "user-work")
                 #expect(FileManager.default.contents(atPath: fixture.layout.imageDisk(.init(name: "kit", version: "1"))) == FileManager.default.contents(atPath: fixture.kit.rootDisk), "the gold image was written")
-            } catch {
-                await Self.stopAll(engine)
-                throw error
             }
-            await Self.stopAll(engine)
             #expect(try await engine.status().map(\.phase) == [.stopped, .stopped])
         }
 
         @Test func aNewImageBootsWithTheUserDataAndABrokenOneIsRolledBack() async throws {
             let fixture = try Fixture()
-            let engine = try fixture.engine()
-            try await engine.define(fixture.definitions(workImage: "1"))
-            do {
+            try await fixture.withEngine(fixture.definitions(workImage: "1")) { engine in
                 try await engine.start("work", firmwareFiles: fixture.probe("work", "write"))
                 _ = try await fixture.report("work")
                 try await engine.stop("work")
@@ -194,18 +202,12 @@ extension VMSuites {
                 #expect(status.bootedImage == "kit@2")
                 #expect(status.rollbackReason?.contains("kit@broken did not boot") == true, "\(status)")
                 #expect(try await fixture.report("work")["user"] == "user-work")
-            } catch {
-                await Self.stopAll(engine)
-                throw error
             }
-            await Self.stopAll(engine)
         }
 
         @Test func resettingThePersonalVMLeavesTheWorkVMAloneAndRestorePointsRevert() async throws {
             let fixture = try Fixture()
-            let engine = try fixture.engine()
-            try await engine.define(fixture.definitions())
-            do {
+            try await fixture.withEngine(fixture.definitions()) { engine in
                 try await engine.start("work", firmwareFiles: fixture.probe("work", "write"))
                 try await engine.start("personal", firmwareFiles: fixture.probe("personal", "write"))
                 _ = try await fixture.report("work")
@@ -233,19 +235,13 @@ extension VMSuites {
                 let fresh = try await fixture.report("personal")
                 #expect(fresh["user"] == "none" && fresh["local"] == "none")
                 #expect(try await engine.status().first { $0.name == "work" }?.phase == .running, "the work VM kept running")
-            } catch {
-                await Self.stopAll(engine)
-                throw error
             }
-            await Self.stopAll(engine)
         }
 
         @Test func theConsoleAndTheDisplayAreReachable() async throws {
             let fixture = try Fixture()
-            let engine = try fixture.engine()
-            try await engine.define(fixture.definitions())
             let paths = fixture.layout.vm("work")
-            do {
+            try await fixture.withEngine(fixture.definitions()) { engine in
                 try await engine.start("work")
                 // The display: a VNC server on the VM's socket greets with its protocol version.
                 let banner = try Self.firstBytes(ofUnixSocket: paths.vncSocket, count: 12)
@@ -266,9 +262,6 @@ extension VMSuites {
                 console.waitUntilExit()
                 #expect(printed.contains("attached to work's console"))
                 #expect(printed.contains("HEARTH-GUEST: power button pressed"), "console showed: \(printed)")
-            } catch {
-                await Self.stopAll(engine)
-                throw error
             }
         }
 
