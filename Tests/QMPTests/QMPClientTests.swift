@@ -150,9 +150,15 @@ import Testing
 
     @Test func aPeerThatIsNotQMPIsNamed() async throws {
         try await withStub(greeting: #"{"hello": "I am not QEMU"}"#) { path in
-            await #expect(throws: QMPError.self) {
+            let error = await #expect(throws: QMPError.self) {
                 _ = try await QMPClient.connect(socketPath: path, timeout: .seconds(2))
             }
+            guard case .notQMP(let reported, let detail)? = error else {
+                Issue.record("expected notQMP, got \(String(describing: error))")
+                return
+            }
+            #expect(reported == path)
+            #expect(detail.contains("not a QMP greeting"))
         }
         try await withStub(greeting: "SSH-2.0-OpenSSH_9.2") { path in
             do {
