@@ -11,11 +11,14 @@ let package = Package(
         .library(name: "QMP", targets: ["QMP"]),
         .library(name: "GuestKit", targets: ["GuestKit"]),
         .library(name: "VirtualDisk", targets: ["VirtualDisk"]),
+        .library(name: "ImageSync", targets: ["ImageSync"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"6.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // Debian's zlib and zstd (zlib1g-dev, libzstd-dev), for compressed qcow2 clusters and
@@ -23,6 +26,19 @@ let package = Package(
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CZstd", providers: [.apt(["libzstd-dev"])]),
         .target(name: "VirtualDisk", dependencies: ["CZlib", "CZstd"]),
+        // Signed, content-addressed image versions and their delta pulls (docs/IMAGES.md).
+        .target(
+            name: "ImageSync",
+            dependencies: [
+                "VirtualDisk", "CZstd",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "QMP",
             dependencies: [
@@ -53,6 +69,7 @@ let package = Package(
                 "QMP",
                 "GuestKit",
                 "VirtualDisk",
+                "ImageSync",
                 "HearthCore",
                 "HearthEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -70,6 +87,16 @@ let package = Package(
         ),
         .testTarget(name: "GuestKitTests", dependencies: ["GuestKit"]),
         .testTarget(name: "VirtualDiskTests", dependencies: ["VirtualDisk"]),
+        .testTarget(
+            name: "ImageSyncTests",
+            dependencies: [
+                "ImageSync", "VirtualDisk",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "HearthEngineTests", dependencies: ["HearthEngine", "HearthCore"]),
         // Boots real VMs under QEMU; runs on its own with `swift test --filter IntegrationTests`.
         .testTarget(name: "IntegrationTests", dependencies: ["QMP", "GuestKit", "HearthCLI", "VirtualDisk", "HearthEngine", "HearthCore"]),

@@ -1,0 +1,79 @@
+import ArgumentParser
+import Foundation
+import ImageSync
+
+/// `hearth image …`: signed gold image versions, published once and pulled by delta.
+struct ImageCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "image",
+        abstract: "Publish gold image versions to a signed repository and pull them by delta.",
+        subcommands: [
+            ImageInitCommand.self, ImagePublishCommand.self, ImagePullCommand.self, ImageDiffCommand.self,
+            ImageListCommand.self, ImageRefreshCommand.self, ImageRotateKeyCommand.self,
+        ]
+    )
+}
+
+/// Where a client reads a repository and which root it trusts.
+struct RepositoryClientOptions: ParsableArguments {
+    @Option(help: "The repository: a folder, or an http(s):// URL (the Center, a web server, a cache node).")
+    var repo: String
+
+    @Option(help: "The root metadata file this machine pins as its trust anchor (printed by `hearth image init`).")
+    var trust: String
+
+    @Option(help: "Give up on a server slower than this many bytes per second (after a grace period).")
+    var minRate: Double = 2048
+
+    @Option(help: "Seconds before the minimum rate applies, and without any data before a transfer is abandoned.")
+    var patience: Double = 20
+
+    @Option(help: "Cap the download rate, e.g. 2M for 2 MiB per second.")
+    var limitRate: ByteSize?
+
+    func transport() -> any RepositoryTransport {
+        if repo.hasPrefix("http://") || repo.hasPrefix("https://") {
+            var limits = TransferLimits()
+            limits.minimumBytesPerSecond = minRate
+            limits.grace = patience
+            limits.readTimeout = patience
+            limits.bandwidthLimit = limitRate.map { Double($0.bytes) }
+            return HTTPTransport(baseURL: repo, limits: limits)
+        }
+        return LocalTransport(root: URL(fileURLWithPath: repo))
+    }
+
+    /// Opens the repository with trust state kept in `store` (or a scratch folder for
+    /// commands that only look).
+    func open(store: URL) throws -> TrustedRepository {
+        let anchor = URL(fileURLWithPath: trust)
+        guard let data = FileManager.default.contents(atPath: anchor.path) else {
+            throw ValidationError("cannot read the trust anchor \(trust)")
+        }
+        let stateDirectory = store.appendingPathComponent(".trust")
+        try FileManager.default.createDirectory(at: stateDirectory, withIntermediateDirectories: true)
+        let key = ImageStoreKey.forAnchor(data)
+        return try TrustedRepository(transport: transport(), pinnedRoot: anchor,
+                                     stateDirectory: stateDirectory.appendingPathComponent(key))
+    }
+}
+
+enum ImageStoreKey {
+    /// One trust folder per pinned root, so two repositories never share state.
+    static func forAnchor(_ data: Data) -> String {
+        String(Digest.of(data).hex.prefix(16))
+    }
+}
+
+/// Where a publisher's repository and keys are.
+struct RepositoryPublisherOptions: ParsableArguments {
+    @Option(help: "The repository folder.")
+    var repo: String
+
+    @Option(help: "The folder holding the signing keys (readable by their owner only).")
+    var keys: String
+
+    var publisher: Publisher {
+        Publisher(repository: URL(fileURLWithPath: repo), keys: KeyStore(directory: URL(fileURLWithPath: keys)))
+    }
+}
