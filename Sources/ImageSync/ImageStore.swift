@@ -34,7 +34,7 @@ public struct ImageStore: Sendable {
     }
 
     /// Where the client keeps the metadata it trusts for the repository `anchor` names.
-    func trustDirectory(anchor: Data) -> URL {
+    public func trustDirectory(anchor: Data) -> URL {
         root.appendingPathComponent(".trust").appendingPathComponent(String(Digest.of(anchor).hex.prefix(16)))
     }
 

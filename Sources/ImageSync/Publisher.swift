@@ -201,6 +201,7 @@ public struct Publisher: Sendable {
 
     /// Turns a disk image into a published version; blocks the repository already holds (from
     /// any image) are not stored again.
+    @discardableResult
     public func publish(disk: String, format: DiskFormat? = nil, name: String, version: String,
                         options: PublishOptions = PublishOptions(),
                         progress: ((UInt64, UInt64) -> Void)? = nil) throws(ImageSyncError) -> PublishResult {

@@ -142,25 +142,31 @@ public final class Puller: @unchecked Sendable {
         report(status)
         var fetched: UInt64 = 0
         var uncommitted: UInt64 = 0
-        for request in requests {
-            var parser = RangeParser(request: request)
-            let path = RepositoryLayout.pack(request.pack)
-            let location = "\(repository.transport.location)/\(path)"
-            try await repository.transport.fetchRange(path, range: request.range) { buffer throws(ImageSyncError) in
-                fetched += UInt64(buffer.readableBytes)
-                uncommitted += UInt64(buffer.readableBytes)
-                try parser.feed(buffer) { item, stored throws(ImageSyncError) in
-                    try self.accept(item, stored: stored, scratch: &block, from: location, into: assembly, byDigest: &byDigest)
+        do {
+            for request in requests {
+                var parser = RangeParser(request: request)
+                let path = RepositoryLayout.pack(request.pack)
+                let location = "\(repository.transport.location)/\(path)"
+                try await repository.transport.fetchRange(path, range: request.range) { buffer throws(ImageSyncError) in
+                    fetched += UInt64(buffer.readableBytes)
+                    uncommitted += UInt64(buffer.readableBytes)
+                    try parser.feed(buffer) { item, stored throws(ImageSyncError) in
+                        try self.accept(item, stored: stored, scratch: &block, from: location, into: assembly, byDigest: &byDigest)
+                    }
+                    if uncommitted >= self.checkpointBytes {
+                        try assembly.checkpoint()
+                        uncommitted = 0
+                    }
+                    status.bytesFetched = fetched
+                    self.report(status)
                 }
-                if uncommitted >= self.checkpointBytes {
-                    try assembly.checkpoint()
-                    uncommitted = 0
-                }
-                status.bytesFetched = fetched
-                self.report(status)
+                try assembly.checkpoint()
+                uncommitted = 0
             }
-            try assembly.checkpoint()
-            uncommitted = 0
+        } catch {
+            // Blocks verified and written before the failure are kept for the next attempt.
+            try? assembly.checkpoint()
+            throw error
         }
         guard byDigest.isEmpty else {
             throw .corruptData("\(byDigest.count) block(s) of \(name) \(version) were not delivered; the repository is incomplete")

@@ -20,8 +20,13 @@ public protocol RepositoryTransport: Sendable {
 /// A repository in a local folder (or a mounted share).
 public struct LocalTransport: RepositoryTransport {
     public let root: URL
+    /// Only the bandwidth limit applies to a folder (to spare a shared disk or network share).
+    public let limits: TransferLimits
 
-    public init(root: URL) { self.root = root }
+    public init(root: URL, limits: TransferLimits = TransferLimits()) {
+        self.root = root
+        self.limits = limits
+    }
 
     public var location: String { root.path }
 
@@ -56,8 +61,9 @@ public struct LocalTransport: RepositoryTransport {
         defer { close(fd) }
         var position = range.lowerBound
         var buffer = ByteBufferAllocator().buffer(capacity: 1 << 20)
+        let pacer = Pacer(limit: limits.bandwidthLimit)
         while position < range.upperBound {
-            let want = Int(min(1 << 20, range.upperBound - position))
+            let want = Int(min(limits.bandwidthLimit == nil ? 1 << 20 : 64 << 10, range.upperBound - position))
             buffer.clear()
             let n = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: want) { out in
                 max(0, pread(fd, out.baseAddress, want, off_t(position)))
@@ -67,6 +73,7 @@ public struct LocalTransport: RepositoryTransport {
             }
             position += UInt64(n)
             try await consume(buffer)
+            await pacer.pace(position - range.lowerBound)
         }
     }
 
@@ -166,6 +173,7 @@ public final class HTTPTransport: RepositoryTransport {
     private func stream(_ body: HTTPClientResponse.Body, url: String, expected: Int?, limit: Int,
                         consume: (ByteBuffer) async throws(ImageSyncError) -> Void) async throws(ImageSyncError) {
         let started = ContinuousClock.now
+        let pacer = Pacer(limit: limits.bandwidthLimit)
         var received = 0
         do {
             for try await buffer in body {
@@ -181,11 +189,7 @@ public final class HTTPTransport: RepositoryTransport {
                     }
                 }
                 try await consume(buffer)
-                if let cap = limits.bandwidthLimit, cap > 0 {
-                    let due = Double(received) / cap
-                    let now = (ContinuousClock.now - started).seconds
-                    if due > now { try? await Task.sleep(for: .seconds(due - now)) }
-                }
+                await pacer.pace(UInt64(received))
             }
         } catch let error as ImageSyncError {
             throw error
@@ -211,6 +215,19 @@ public final class HTTPTransport: RepositoryTransport {
             }
         }
         return "\(error)"
+    }
+}
+
+/// Holds a transfer to a byte rate by sleeping when it runs ahead.
+struct Pacer {
+    let limit: Double?
+    let started = ContinuousClock.now
+
+    func pace(_ transferred: UInt64) async {
+        guard let limit, limit > 0 else { return }
+        let due = Double(transferred) / limit
+        let now = (ContinuousClock.now - started).seconds
+        if due > now { try? await Task.sleep(for: .seconds(due - now)) }
     }
 }
 

@@ -23,8 +23,11 @@ public final class TrustedRepository: @unchecked Sendable {
         self.transport = transport
         self.stateDirectory = stateDirectory
         self.now = now
-        if mkdir(stateDirectory.path, 0o700) != 0 && errno != EEXIST {
-            throw .fromErrno(path: stateDirectory.path, operation: "create the trust folder")
+        do {
+            try FileManager.default.createDirectory(at: stateDirectory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw .io(path: stateDirectory.path, operation: "create the trust folder", reason: "\(error)")
         }
         let stored = stateDirectory.appendingPathComponent("root.json")
         let rootData: Data

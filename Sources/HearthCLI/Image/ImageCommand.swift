@@ -32,15 +32,15 @@ struct RepositoryClientOptions: ParsableArguments {
     var limitRate: ByteSize?
 
     func transport() -> any RepositoryTransport {
+        var limits = TransferLimits()
+        limits.minimumBytesPerSecond = minRate
+        limits.grace = patience
+        limits.readTimeout = patience
+        limits.bandwidthLimit = limitRate.map { Double($0.bytes) }
         if repo.hasPrefix("http://") || repo.hasPrefix("https://") {
-            var limits = TransferLimits()
-            limits.minimumBytesPerSecond = minRate
-            limits.grace = patience
-            limits.readTimeout = patience
-            limits.bandwidthLimit = limitRate.map { Double($0.bytes) }
             return HTTPTransport(baseURL: repo, limits: limits)
         }
-        return LocalTransport(root: URL(fileURLWithPath: repo))
+        return LocalTransport(root: URL(fileURLWithPath: repo), limits: limits)
     }
 
     /// Opens the repository with trust state kept in `store` (or a scratch folder for
@@ -50,18 +50,9 @@ struct RepositoryClientOptions: ParsableArguments {
         guard let data = FileManager.default.contents(atPath: anchor.path) else {
             throw ValidationError("cannot read the trust anchor \(trust)")
         }
-        let stateDirectory = store.appendingPathComponent(".trust")
-        try FileManager.default.createDirectory(at: stateDirectory, withIntermediateDirectories: true)
-        let key = ImageStoreKey.forAnchor(data)
+        // One trust folder per pinned root, so two repositories never share state.
         return try TrustedRepository(transport: transport(), pinnedRoot: anchor,
-                                     stateDirectory: stateDirectory.appendingPathComponent(key))
-    }
-}
-
-enum ImageStoreKey {
-    /// One trust folder per pinned root, so two repositories never share state.
-    static func forAnchor(_ data: Data) -> String {
-        String(Digest.of(data).hex.prefix(16))
+                                     stateDirectory: ImageStore(root: store).trustDirectory(anchor: data))
     }
 }
 
