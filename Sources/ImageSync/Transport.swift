@@ -120,9 +120,14 @@ public final class HTTPTransport: RepositoryTransport {
     func url(_ path: String) -> String { "\(base)/\(path)" }
 
     public func fetch(_ path: String, maxLength: Int) async throws(ImageSyncError) -> Data? {
+        try await fetch(path, maxLength: maxLength, headers: [:])
+    }
+
+    func fetch(_ path: String, maxLength: Int, headers: [String: String]) async throws(ImageSyncError) -> Data? {
         let target = url(path)
         var request = HTTPClientRequest(url: target)
         request.headers.add(name: "Accept-Encoding", value: "identity")
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
         let response = try await execute(request, url: target)
         if response.status == .notFound { return nil }
         guard response.status == .ok else {

@@ -9,14 +9,14 @@ struct ImageCommand: AsyncParsableCommand {
         abstract: "Publish gold image versions to a signed repository and pull them by delta.",
         subcommands: [
             ImageInitCommand.self, ImagePublishCommand.self, ImagePullCommand.self, ImageDiffCommand.self,
-            ImageListCommand.self, ImageRefreshCommand.self, ImageRotateKeyCommand.self,
+            ImageListCommand.self, ImagePushCommand.self, ImageRefreshCommand.self, ImageRotateKeyCommand.self,
         ]
     )
 }
 
 /// Where a client reads a repository and which root it trusts.
 struct RepositoryClientOptions: ParsableArguments {
-    @Option(help: "The repository: a folder, or an http(s):// URL (the Center, a web server, a cache node).")
+    @Option(help: "The repository: a folder, an http(s):// URL (the Center, a web server, a cache node), or an OCI registry as oci://HOST/NAME.")
     var repo: String
 
     @Option(help: "The root metadata file this machine pins as its trust anchor (printed by `hearth image init`).")
@@ -31,7 +31,7 @@ struct RepositoryClientOptions: ParsableArguments {
     @Option(help: "Cap the download rate, e.g. 2M for 2 MiB per second.")
     var limitRate: ByteSize?
 
-    func transport() -> any RepositoryTransport {
+    func transport() throws -> any RepositoryTransport {
         var limits = TransferLimits()
         limits.minimumBytesPerSecond = minRate
         limits.grace = patience
@@ -39,6 +39,9 @@ struct RepositoryClientOptions: ParsableArguments {
         limits.bandwidthLimit = limitRate.map { Double($0.bytes) }
         if repo.hasPrefix("http://") || repo.hasPrefix("https://") {
             return HTTPTransport(baseURL: repo, limits: limits)
+        }
+        if repo.hasPrefix("oci://") || repo.hasPrefix("oci+http://") {
+            return try OCITransport(url: repo, limits: limits)
         }
         return LocalTransport(root: URL(fileURLWithPath: repo), limits: limits)
     }
