@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Image delivery benchmark: the bytes each tool moves to turn a machine's v1 into v2, on a real
+# Debian image pair (build-images.sh), all measured in this one run:
+#   Hearth (at 16, 64 and 256 KiB blocks), casync (64 KiB chunks, v1 as seed), zsync, rsync
+#   (daemon on loopback, -z), and zstd --patch-from as the near-ideal reference.
+# Usage: Benchmarks/ImageDelta/run.sh        (as root: the image build loop-mounts v2)
+# Figures are kept in docs/PERFORMANCE.md.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+"$top/scripts/setup-host" bench >&2
+python3 -c "import RangeHTTPServer" 2>/dev/null || pip install -q rangehttpserver >&2
+images=${HEARTH_BENCH_IMAGES:-$HOME/.cache/hearth/bench-images}
+"$here/build-images.sh" "$images"
+v1=$images/v1.img
+v2=$images/v2.img
+(cd "$top" && swift build -c release --product hearth >&2)
+hearth=$top/.build/release/hearth
+work=$(mktemp -d /var/tmp/hearth-bench-XXXXXX)
+cleanup() {
+  kill "${pids[@]}" 2>/dev/null || true
+  rm -rf "$work"
+}
+pids=()
+trap cleanup EXIT
+size() { stat -c %s "$1"; }
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+echo "v1: $(du -h --apparent-size "$v1" | cut -f1) virtual, $(du -h "$v1" | cut -f1) allocated; v2 the same plus packages" >&2
+declare -A moved
+
+# Hearth at three block sizes: what the pull downloads, plus the metadata and index it reads.
+for bs in 16K 64K 256K; do
+  repo=$work/repo-$bs
+  "$hearth" image init --repo "$repo" --keys "$work/keys-$bs" --json >/dev/null
+  start=$(date +%s.%N)
+  "$hearth" image publish "$v1" --from raw --repo "$repo" --keys "$work/keys-$bs" --name debian --version 1 --block-size "$bs" --json >/dev/null
+  end=$(date +%s.%N)
+  "$hearth" image publish "$v2" --from raw --repo "$repo" --keys "$work/keys-$bs" --name debian --version 2 --block-size "$bs" --json >/dev/null
+  "$hearth" image pull debian --version 1 --repo "$repo" --trust "$repo/metadata/1.root.json" --into "$work/store-$bs" --json >/dev/null
+  result=$("$hearth" image pull debian --version 2 --repo "$repo" --trust "$repo/metadata/1.root.json" --into "$work/store-$bs" --json | tail -1)
+  fetched=$(echo "$result" | json 'd["result"]["bytesFetched"]')
+  requests=$(echo "$result" | json 'd["result"]["requests"]')
+  index=$(size "$work/store-$bs/debian/2/index")
+  meta=$(( $(size "$repo/metadata/timestamp.json") + $(ls -t "$repo"/metadata/*.snapshot.json | head -1 | xargs stat -c %s) + $(ls -t "$repo"/metadata/*.targets.json | head -1 | xargs stat -c %s) ))
+  moved[hearth-$bs]=$(( fetched + index + meta ))
+  cmp "$work/store-$bs/debian/2/system.img" "$v2" >/dev/null || { echo "Hearth $bs: pulled v2 differs from v2.img" >&2; exit 1; }
+  whole=$("$hearth" image list --repo "$repo" --trust "$repo/metadata/1.root.json" --json | json '[v for v in d if v["version"]=="2"][0]["storedBytes"]')
+  printf 'hearth %-5s blocks: delta %s bytes in %s request(s) (index %s, metadata %s); whole v2 compressed %s; publish v1 %.1f s\n' \
+    "$bs" "${moved[hearth-$bs]}" "$requests" "$index" "$meta" "$whole" "$(echo "$end - $start" | bc)" >&2
+  [ "$bs" = 64K ] && moved[whole]=$whole
+done
+
+# casync: v1 and v2 chunked alike (64 KiB average); the seed (v1) supplies v1's chunks, so the
+# download is v2's index plus the chunks v1 lacks.
+casync make --store="$work/ca1" --chunk-size=65536 --compression=zstd "$work/v1.caibx" "$v1" >/dev/null
+casync make --store="$work/ca2" --chunk-size=65536 --compression=zstd "$work/v2.caibx" "$v2" >/dev/null
+(cd "$work/ca1" && find . -name '*.cacnk' | sort) >"$work/ca1.list"
+(cd "$work/ca2" && find . -name '*.cacnk' | sort) >"$work/ca2.list"
+new=$(comm -13 "$work/ca1.list" "$work/ca2.list" | (cd "$work/ca2" && xargs -r stat -c %s) | awk '{s+=$1} END {print s+0}')
+moved[casync]=$(( new + $(size "$work/v2.caibx") ))
+# Check the claim: extracting v2 with v1 as seed from a store holding only v2's chunks works.
+casync extract --store="$work/ca2" --seed="$v1" "$work/v2.caibx" "$work/ca-out.img" >/dev/null
+cmp "$work/ca-out.img" "$v2" >/dev/null || { echo "casync: extracted v2 differs" >&2; exit 1; }
+rm -f "$work/ca-out.img"
+
+# zsync over HTTP with Range (RangeHTTPServer on loopback).
+cp --sparse=always "$v2" "$work/v2.img"
+zsyncmake -o "$work/v2.zsync" -u v2.img "$work/v2.img" >/dev/null 2>&1
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+(cd "$work" && exec python3 -m RangeHTTPServer "$port" --bind 127.0.0.1 >/dev/null 2>&1) &
+pids+=($!)
+sleep 1
+zout=$(cd "$work" && zsync -i "$v1" -o "$work/zs-out.img" "http://127.0.0.1:$port/v2.zsync" 2>&1 | tr '\r' '\n')
+zfetched=$(echo "$zout" | sed -n 's/.*fetched \([0-9]*\).*/\1/p' | tail -1)
+moved[zsync]=$(( ${zfetched:-0} + $(size "$work/v2.zsync") ))
+cmp "$work/zs-out.img" "$v2" >/dev/null || { echo "zsync: output differs" >&2; exit 1; }
+rm -f "$work/zs-out.img" "$work/v2.img"
+
+# rsync: a daemon on loopback, the client holding v1, compression on.
+rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+printf 'use chroot = no\n[bench]\npath = %s\nread only = yes\n' "$images" >"$work/rsyncd.conf"
+rsync --daemon --no-detach --address=127.0.0.1 --port="$rport" --config="$work/rsyncd.conf" &
+pids+=($!)
+sleep 1
+cp --sparse=always "$v1" "$work/rs.img"
+rout=$(rsync -z --no-whole-file --inplace --stats "rsync://127.0.0.1:$rport/bench/v2.img" "$work/rs.img")
+moved[rsync]=$(echo "$rout" | sed -n 's/^Total bytes received: \([0-9,]*\).*/\1/p' | tr -d ,)
+cmp "$work/rs.img" "$v2" >/dev/null || { echo "rsync: output differs" >&2; exit 1; }
+rm -f "$work/rs.img"
+
+# zstd --patch-from: a patch made knowing both images exactly; no real delivery does better.
+zstd -q -19 --long=31 -T2 --patch-from="$v1" "$v2" -o "$work/patch.zst"
+moved[zstd-patch]=$(size "$work/patch.zst")
+
+echo
+echo "bytes moved to turn v1 into v2 (same run, same images)"
+printf '%-22s %14s %10s\n' tool bytes "vs Hearth"
+for tool in hearth-16K hearth-64K hearth-256K casync zsync rsync zstd-patch whole; do
+  label=$tool
+  [ "$tool" = whole ] && label="whole v2 (Hearth packs)"
+  printf '%-22s %14s %9.2fx\n' "$label" "${moved[$tool]}" "$(echo "${moved[$tool]} / ${moved[hearth-64K]}" | bc -l)"
+done
