@@ -1,4 +1,5 @@
 import Foundation
+import ImageSync
 
 /// A one-line progress bar on standard error, drawn only when standard error is a terminal
 /// and at most ten times a second: bytes done, rate and time left.
@@ -35,14 +36,7 @@ final class ProgressBar {
     }
 
     static func bytes(_ count: UInt64) -> String {
-        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-        var value = Double(count)
-        var unit = 0
-        while value >= 1024, unit < units.count - 1 {
-            value /= 1024
-            unit += 1
-        }
-        return unit == 0 ? "\(count) B" : String(format: "%.1f %@", value, units[unit])
+        ByteFormat.string(count)
     }
 
     static func duration(_ seconds: Double) -> String {

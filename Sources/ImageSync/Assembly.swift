@@ -67,7 +67,8 @@ final class Assembly {
         }
         if validLength == 0 {
             guard ftruncate(journal, 0) == 0 else { throw .fromErrno(path: journalPath, operation: "truncate") }
-            try writeAll(journal, header, at: 0, path: journalPath)
+            let (fd, path) = (journal, journalPath)
+            try header.withBytes { bytes throws(ImageSyncError) in try FileIO.writeAll(fd, bytes, at: 0, path: path) }
             guard fsync(journal) == 0 else { throw .fromErrno(path: journalPath, operation: "fsync") }
             AtomicFile.syncDirectory(directory.path)
         } else {
@@ -84,16 +85,7 @@ final class Assembly {
     /// Writes a verified block at every place the index puts it.
     func write(_ bytes: UnsafeRawBufferPointer, entries numbers: [Int]) throws(ImageSyncError) {
         for number in numbers {
-            let offset = index.entries[number].block * UInt64(index.blockSize)
-            var done = 0
-            while done < bytes.count {
-                let n = pwrite(image, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw .fromErrno(path: imagePath, operation: "write", needed: UInt64(bytes.count - done))
-                }
-                done += n
-            }
+            try FileIO.writeAll(image, bytes, at: index.entries[number].block * UInt64(index.blockSize), path: imagePath)
             unjournaled.append(number)
         }
     }
@@ -108,8 +100,9 @@ final class Assembly {
             let value = UInt32(number)
             records.append(contentsOf: [UInt8(value & 0xff), UInt8(value >> 8 & 0xff), UInt8(value >> 16 & 0xff), UInt8(value >> 24)])
         }
-        let end = lseek(journal, 0, SEEK_END)
-        try writeAll(journal, records, at: UInt64(end), path: journalPath)
+        let end = UInt64(lseek(journal, 0, SEEK_END))
+        let (fd, path) = (journal, journalPath)
+        try records.withBytes { bytes throws(ImageSyncError) in try FileIO.writeAll(fd, bytes, at: end, path: path) }
         guard fdatasync(journal) == 0 else { throw .fromErrno(path: journalPath, operation: "sync") }
         for number in unjournaled { done[number] = true }
         unjournaled.removeAll(keepingCapacity: true)
@@ -128,22 +121,5 @@ final class Assembly {
         }
         AtomicFile.syncDirectory(final.deletingLastPathComponent().path)
         unlink(final.appendingPathComponent("journal").path)
-    }
-
-    private func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: UInt64, path: String) throws(ImageSyncError) {
-        var failure: ImageSyncError?
-        bytes.withUnsafeBytes { buffer in
-            var done = 0
-            while done < buffer.count {
-                let n = pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    failure = .fromErrno(path: path, operation: "write")
-                    return
-                }
-                done += n
-            }
-        }
-        if let failure { throw failure }
     }
 }

@@ -10,16 +10,7 @@ enum AtomicFile {
         guard fd >= 0 else { throw .fromErrno(path: temporary, operation: "create") }
         var failure: ImageSyncError?
         data.withUnsafeBytes { bytes in
-            var done = 0
-            while done < bytes.count {
-                let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    failure = .fromErrno(path: temporary, operation: "write")
-                    return
-                }
-                done += n
-            }
+            do throws(ImageSyncError) { try FileIO.writeAll(fd, bytes, path: temporary) } catch { failure = error }
         }
         if failure == nil && fsync(fd) != 0 { failure = .fromErrno(path: temporary, operation: "fsync") }
         close(fd)
@@ -41,6 +32,23 @@ enum AtomicFile {
         if fd >= 0 {
             fsync(fd)
             close(fd)
+        }
+    }
+}
+
+/// Writes that finish: short writes and EINTR retried, ENOSPC reported as a full disk.
+enum FileIO {
+    /// Writes all of `bytes` at `offset` (with pwrite), or at the file position when nil.
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: UInt64? = nil, path: String) throws(ImageSyncError) {
+        var done = 0
+        while done < bytes.count {
+            let pointer = bytes.baseAddress! + done
+            let n = offset.map { pwrite(fd, pointer, bytes.count - done, off_t($0) + off_t(done)) } ?? write(fd, pointer, bytes.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .fromErrno(path: path, operation: "write", needed: UInt64(bytes.count - done))
+            }
+            done += n
         }
     }
 }

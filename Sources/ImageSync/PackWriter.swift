@@ -45,20 +45,8 @@ final class PackWriter {
     }
 
     private func flush() throws(ImageSyncError) {
-        var failure: ImageSyncError?
-        buffer.withUnsafeBytes { bytes in
-            var done = 0
-            while done < bytes.count {
-                let n = write(descriptor, bytes.baseAddress! + done, bytes.count - done)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    failure = .fromErrno(path: temporaryPath, operation: "write")
-                    return
-                }
-                done += n
-            }
-        }
-        if let failure { throw failure }
+        let (fd, path) = (descriptor, temporaryPath)
+        try buffer.withBytes { bytes throws(ImageSyncError) in try FileIO.writeAll(fd, bytes, path: path) }
         buffer.removeAll(keepingCapacity: true)
     }
 
