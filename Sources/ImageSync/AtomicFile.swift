@@ -51,6 +51,22 @@ enum FileIO {
             done += n
         }
     }
+
+    /// Reads up to `count` bytes at `offset`, retrying short reads and EINTR; returns the bytes
+    /// read (less than `count` only at the end of the file), or -1 with errno set.
+    static func readFully(_ fd: Int32, into pointer: UnsafeMutableRawPointer, count: Int, at offset: UInt64) -> Int {
+        var done = 0
+        while done < count {
+            let n = pread(fd, pointer + done, count - done, off_t(offset) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                return -1
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
 }
 
 /// An exclusive advisory lock on a file, released when the process ends (even by kill -9).

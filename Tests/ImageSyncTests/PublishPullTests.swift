@@ -31,6 +31,32 @@ import Testing
         #expect(ImageStore(root: store).installed().map(\.version) == ["1"])
     }
 
+    @Test func verifyFindsEveryChangedBlockOfAPulledVersion() async throws {
+        let fixture = try Fixture()
+        let (v1, _) = try Self.versions(fixture)
+        try fixture.publisher.publish(disk: v1.path, name: "debian", version: "1")
+        let store = ImageStore(root: fixture.file("store"))
+        let result = try await fixture.client(fixture.local(), store: store.root).pull(name: "debian", version: "1")
+        let clean = try store.verify(name: "debian", version: "1")
+        #expect(clean.intact && clean.blocks == 192)
+        #expect(clean.bytesHashed == 12 << 20 && clean.bytesRead == Self.size)
+
+        // One byte flipped in a data block (block 3), one written into a hole (block 400).
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: result.image))
+        try handle.seek(toOffset: 3 * 65536 + 17)
+        let byte = try #require(handle.readData(ofLength: 1).first)
+        try handle.seek(toOffset: 3 * 65536 + 17)
+        handle.write(Data([byte ^ 0x40]))
+        try handle.seek(toOffset: 400 * 65536 + 5)
+        handle.write(Data([1]))
+        try handle.close()
+        let damaged = try store.verify(name: "debian", version: "1")
+        #expect(!damaged.intact)
+        #expect(damaged.damagedBlocks == [3, 400])
+
+        #expect(throws: ImageSyncError.self) { try store.verify(name: "debian", version: "9") }
+    }
+
     @Test func aNewVersionCostsOnlyWhatChanged() async throws {
         let fixture = try Fixture()
         let (v1, v2) = try Self.versions(fixture)

@@ -9,7 +9,7 @@ struct ImageCommand: AsyncParsableCommand {
         abstract: "Publish gold image versions to a signed repository and pull them by delta.",
         subcommands: [
             ImageInitCommand.self, ImagePublishCommand.self, ImagePullCommand.self, ImageDiffCommand.self,
-            ImageListCommand.self, ImagePushCommand.self, ImageRefreshCommand.self, ImageRotateKeyCommand.self,
+            ImageListCommand.self, ImageVerifyCommand.self, ImagePushCommand.self, ImageRefreshCommand.self, ImageRotateKeyCommand.self,
         ]
     )
 }

@@ -1,0 +1,555 @@
+/// The Center's API as an OpenAPI 3.1 document, served at `/openapi.yaml` and printed by
+/// `hearth center openapi`. Tests check that it names exactly the routes the Center serves, with
+/// the same security; schemathesis fuzzes the running Center from it.
+public enum OpenAPIDocument {
+    public static let text = #"""
+openapi: 3.1.0
+info:
+  title: Hearth Center API
+  version: 1.0.0
+  description: |
+    The management server of Hearth. Admins log in with a password and send the session token
+    as a bearer token; devices enroll with a one-time token and then call with their client
+    certificate (mutual TLS). Every error is a JSON object {"error": {"code", "message"}}.
+servers:
+  - url: https://127.0.0.1:8443
+components:
+  securitySchemes:
+    session:
+      type: http
+      scheme: bearer
+      description: A session token from POST /api/v1/session.
+    device:
+      type: mutualTLS
+      description: The client certificate the Center issued to the device at enrollment.
+  schemas:
+    Error:
+      type: object
+      required: [error]
+      properties:
+        error:
+          type: object
+          required: [code, message]
+          properties:
+            code: {type: string}
+            message: {type: string}
+    Role:
+      type: string
+      enum: [owner, operator, helpdesk, auditor]
+    Admin:
+      type: object
+      required: [id, username, role, mustChangePassword, created]
+      properties:
+        id: {type: string}
+        username: {type: string}
+        role: {$ref: '#/components/schemas/Role'}
+        mustChangePassword: {type: boolean}
+        created: {type: string, format: date-time}
+        disabled: {type: string, format: date-time}
+    User:
+      type: object
+      required: [id, username, displayName, email, created, groups]
+      properties:
+        id: {type: string}
+        username: {type: string}
+        displayName: {type: string}
+        email: {type: string}
+        created: {type: string, format: date-time}
+        groups: {type: array, items: {type: string}}
+    Group:
+      type: object
+      required: [id, name, created, members]
+      properties:
+        id: {type: string}
+        name: {type: string}
+        created: {type: string, format: date-time}
+        members: {type: array, items: {type: string}}
+    EnrollmentToken:
+      type: object
+      required: [id, note, createdBy, created, expires]
+      properties:
+        id: {type: string}
+        userID: {type: string}
+        note: {type: string}
+        createdBy: {type: string}
+        created: {type: string, format: date-time}
+        expires: {type: string, format: date-time}
+        used: {type: string, format: date-time}
+        deviceID: {type: string}
+    DeviceStatus:
+      type: object
+      required: [engineVersion, inventory, vms, security]
+      properties:
+        engineVersion: {type: string}
+        inventory:
+          type: object
+          required: [cpuModel, cpus, memoryBytes, diskBytes, virtualization]
+          properties:
+            cpuModel: {type: string}
+            cpus: {type: integer}
+            memoryBytes: {type: integer, minimum: 0}
+            diskBytes: {type: integer, minimum: 0}
+            virtualization: {type: string}
+        vms:
+          type: array
+          items:
+            type: object
+            required: [name, state]
+            properties:
+              name: {type: string}
+              state: {type: string}
+              image: {type: string}
+        security: {type: string}
+    Device:
+      type: object
+      required: [id, name, certificateSerial, enrolled]
+      properties:
+        id: {type: string}
+        name: {type: string}
+        userID: {type: string}
+        certificateSerial: {type: string}
+        enrolled: {type: string, format: date-time}
+        lastCheckIn: {type: string, format: date-time}
+        lastAddress: {type: string}
+        retired: {type: string, format: date-time}
+        status: {$ref: '#/components/schemas/DeviceStatus'}
+    AuditEntry:
+      type: object
+      required: [seq, at, actor, action, target, address]
+      properties:
+        seq: {type: integer}
+        at: {type: string, format: date-time}
+        actor: {type: string}
+        action: {type: string}
+        target: {type: string}
+        address: {type: string}
+        before: {type: string}
+        after: {type: string}
+  responses:
+    Error:
+      description: What was wrong, and what to do.
+      content:
+        application/json:
+          schema: {$ref: '#/components/schemas/Error'}
+paths:
+  /health:
+    get:
+      operationId: health
+      security: []
+      responses:
+        '200':
+          description: The Center and its database answer.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [status, database]
+                properties:
+                  status: {type: string}
+                  database: {type: string}
+        '503': {$ref: '#/components/responses/Error'}
+  /openapi.yaml:
+    get:
+      operationId: openapi
+      security: []
+      responses:
+        '200':
+          description: This document.
+          content:
+            application/yaml: {}
+  /api/v1/session:
+    post:
+      operationId: login
+      security: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [username, password]
+              properties:
+                username: {type: string}
+                password: {type: string}
+      responses:
+        '201':
+          description: A session token, valid for 12 hours.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [token, expires, admin]
+                properties:
+                  token: {type: string}
+                  expires: {type: string, format: date-time}
+                  admin: {$ref: '#/components/schemas/Admin'}
+        '400': {$ref: '#/components/responses/Error'}
+        '401': {$ref: '#/components/responses/Error'}
+    delete:
+      operationId: logout
+      security: [{session: []}]
+      responses:
+        '204': {description: The session ended.}
+        '401': {$ref: '#/components/responses/Error'}
+  /api/v1/me:
+    get:
+      operationId: me
+      security: [{session: []}]
+      responses:
+        '200':
+          description: The admin logged in.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Admin'}
+        '401': {$ref: '#/components/responses/Error'}
+  /api/v1/me/password:
+    post:
+      operationId: changePassword
+      security: [{session: []}]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [current, new]
+              properties:
+                current: {type: string}
+                new: {type: string, minLength: 12, maxLength: 72}
+      responses:
+        '204': {description: Changed; the admin's other sessions ended.}
+        '400': {$ref: '#/components/responses/Error'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+  /api/v1/admins:
+    get:
+      operationId: listAdmins
+      security: [{session: []}]
+      responses:
+        '200':
+          description: Every admin.
+          content:
+            application/json:
+              schema: {type: array, items: {$ref: '#/components/schemas/Admin'}}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+    post:
+      operationId: createAdmin
+      security: [{session: []}]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [username, password, role]
+              properties:
+                username: {type: string}
+                password: {type: string, minLength: 12, maxLength: 72}
+                role: {$ref: '#/components/schemas/Role'}
+      responses:
+        '201':
+          description: The new admin, who must change the password at first login.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Admin'}
+        '400': {$ref: '#/components/responses/Error'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '409': {$ref: '#/components/responses/Error'}
+  /api/v1/users:
+    get:
+      operationId: listUsers
+      security: [{session: []}]
+      responses:
+        '200':
+          description: Every user.
+          content:
+            application/json:
+              schema: {type: array, items: {$ref: '#/components/schemas/User'}}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+    post:
+      operationId: createUser
+      security: [{session: []}]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [username]
+              properties:
+                username: {type: string}
+                displayName: {type: string}
+                email: {type: string}
+      responses:
+        '201':
+          description: The new user.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/User'}
+        '400': {$ref: '#/components/responses/Error'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '409': {$ref: '#/components/responses/Error'}
+  /api/v1/users/{id}:
+    parameters:
+      - {name: id, in: path, required: true, schema: {type: string}, description: The user's id or username.}
+    get:
+      operationId: getUser
+      security: [{session: []}]
+      responses:
+        '200':
+          description: The user.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/User'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
+    delete:
+      operationId: deleteUser
+      security: [{session: []}]
+      responses:
+        '204': {description: Deleted; the user's devices stay enrolled without a user.}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
+  /api/v1/groups:
+    get:
+      operationId: listGroups
+      security: [{session: []}]
+      responses:
+        '200':
+          description: Every group with its members' usernames.
+          content:
+            application/json:
+              schema: {type: array, items: {$ref: '#/components/schemas/Group'}}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+    post:
+      operationId: createGroup
+      security: [{session: []}]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [name]
+              properties:
+                name: {type: string}
+      responses:
+        '201':
+          description: The new group.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Group'}
+        '400': {$ref: '#/components/responses/Error'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '409': {$ref: '#/components/responses/Error'}
+  /api/v1/groups/{id}:
+    parameters:
+      - {name: id, in: path, required: true, schema: {type: string}, description: The group's id or name.}
+    get:
+      operationId: getGroup
+      security: [{session: []}]
+      responses:
+        '200':
+          description: The group.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Group'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
+  /api/v1/groups/{id}/members/{user}:
+    parameters:
+      - {name: id, in: path, required: true, schema: {type: string}, description: The group's id or name.}
+      - {name: user, in: path, required: true, schema: {type: string}, description: The user's id or username.}
+    put:
+      operationId: addMember
+      security: [{session: []}]
+      responses:
+        '200':
+          description: The group with the user in it.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Group'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
+    delete:
+      operationId: removeMember
+      security: [{session: []}]
+      responses:
+        '200':
+          description: The group without the user.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Group'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
+  /api/v1/enrollment-tokens:
+    get:
+      operationId: listEnrollmentTokens
+      security: [{session: []}]
+      responses:
+        '200':
+          description: Every enrollment token (never its secret).
+          content:
+            application/json:
+              schema: {type: array, items: {$ref: '#/components/schemas/EnrollmentToken'}}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+    post:
+      operationId: createEnrollmentToken
+      security: [{session: []}]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                user: {type: string, description: The user the device will belong to (id or username).}
+                note: {type: string}
+                validHours: {type: number, minimum: 0.02, maximum: 720}
+      responses:
+        '201':
+          description: The token, with its secret shown this once.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [token, secret]
+                properties:
+                  token: {$ref: '#/components/schemas/EnrollmentToken'}
+                  secret: {type: string}
+        '400': {$ref: '#/components/responses/Error'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
+  /api/v1/enroll:
+    post:
+      operationId: enroll
+      security: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [token, csr, name]
+              properties:
+                token: {type: string}
+                csr: {type: string, description: A PEM PKCS#10 request for an ECDSA P-256 or P-384 key.}
+                name: {type: string}
+      responses:
+        '201':
+          description: The device's client certificate and the Center's CA.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [deviceID, certificate, caCertificate]
+                properties:
+                  deviceID: {type: string}
+                  certificate: {type: string}
+                  caCertificate: {type: string}
+                  userID: {type: string}
+        '400': {$ref: '#/components/responses/Error'}
+        '401': {$ref: '#/components/responses/Error'}
+        '410': {$ref: '#/components/responses/Error'}
+  /api/v1/devices:
+    get:
+      operationId: listDevices
+      security: [{session: []}]
+      responses:
+        '200':
+          description: Every device.
+          content:
+            application/json:
+              schema: {type: array, items: {$ref: '#/components/schemas/Device'}}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+  /api/v1/devices/{id}:
+    parameters:
+      - {name: id, in: path, required: true, schema: {type: string}}
+    get:
+      operationId: getDevice
+      security: [{session: []}]
+      responses:
+        '200':
+          description: The device and what it last reported.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Device'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
+  /api/v1/devices/{id}/retire:
+    parameters:
+      - {name: id, in: path, required: true, schema: {type: string}}
+    post:
+      operationId: retireDevice
+      security: [{session: []}]
+      responses:
+        '200':
+          description: The device, retired; its certificate no longer works.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Device'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
+  /api/v1/audit:
+    get:
+      operationId: audit
+      security: [{session: []}]
+      parameters:
+        - {name: actor, in: query, schema: {type: string}, description: 'admin:NAME, device:ID or center'}
+        - {name: action, in: query, schema: {type: string}}
+        - {name: target, in: query, schema: {type: string}}
+        - {name: since, in: query, schema: {type: string, format: date-time}}
+        - {name: until, in: query, schema: {type: string, format: date-time}}
+        - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 1000}}
+      responses:
+        '200':
+          description: Entries, newest first.
+          content:
+            application/json:
+              schema: {type: array, items: {$ref: '#/components/schemas/AuditEntry'}}
+        '400': {$ref: '#/components/responses/Error'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+  /api/v1/device/checkin:
+    post:
+      operationId: checkIn
+      security: [{device: []}]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/DeviceStatus'}
+      responses:
+        '200':
+          description: The device's desired state.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [deviceID, serverTime, checkInInterval]
+                properties:
+                  deviceID: {type: string}
+                  userID: {type: string}
+                  serverTime: {type: string, format: date-time}
+                  checkInInterval: {type: integer}
+        '400': {$ref: '#/components/responses/Error'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+"""#
+}

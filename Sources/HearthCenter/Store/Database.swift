@@ -1,0 +1,187 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import NIOSSL
+import PostgresKit
+import SQLKit
+import SQLiteKit
+
+/// Where the Center keeps its state: one SQLite file in the data directory (the default) or a
+/// PostgreSQL server. Everything above this type speaks SQLKit and does not know which.
+public final class CenterDatabase: Sendable {
+    public enum Kind: String, Sendable { case sqlite, postgres }
+
+    private enum Backend: Sendable {
+        case sqlite(SQLiteConnection, AsyncMutex)
+        case postgres(PostgresClient, Task<Void, Never>)
+    }
+
+    public let kind: Kind
+    /// Where it is, with any password left out (for logs and `/health`).
+    public let location: String
+    private let backend: Backend
+    private let logger: Logger
+
+    /// Opens `url`: `sqlite:PATH` (or a plain path) or `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`.
+    /// A PostgreSQL password may also come from the environment (`PGPASSWORD`), so it need not be
+    /// on a command line.
+    public static func open(_ url: String, logger: Logger) async throws(CenterError) -> CenterDatabase {
+        if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
+            return try await openPostgres(url, logger: logger)
+        }
+        let path = url.hasPrefix("sqlite:") ? String(url.dropFirst("sqlite:".count)) : url
+        do {
+            let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+            let database = CenterDatabase(kind: .sqlite, location: "sqlite:\(path)",
+                                          backend: .sqlite(connection, AsyncMutex()), logger: logger)
+            // WAL lets readers go on while one writer commits; a busy timeout instead of an
+            // immediate "database is locked" when two Centers share the file.
+            try await database.read { db in
+                try await db.raw("PRAGMA journal_mode=WAL").run()
+                try await db.raw("PRAGMA busy_timeout=5000").run()
+                try await db.raw("PRAGMA foreign_keys=ON").run()
+                try await db.raw("PRAGMA synchronous=NORMAL").run()
+            }
+            return database
+        } catch let error as CenterError {
+            throw error
+        } catch {
+            throw .storage("cannot open the SQLite database \(path): \(error); check that the data directory is writable")
+        }
+    }
+
+    private static func openPostgres(_ url: String, logger: Logger) async throws(CenterError) -> CenterDatabase {
+        guard let components = URLComponents(string: url), let host = components.host, !host.isEmpty else {
+            throw .invalid("--database \(redacted(url)) is not a PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE)")
+        }
+        let password = components.password ?? ProcessInfo.processInfo.environment["PGPASSWORD"]
+        let name = String(components.path.dropFirst())
+        var configuration = PostgresClient.Configuration(
+            host: host, port: components.port ?? 5432, username: components.user ?? "hearth",
+            password: password, database: name.isEmpty ? "hearth" : name, tls: .disable)
+        if let mode = components.queryItems?.first(where: { $0.name == "sslmode" })?.value, mode != "disable" {
+            configuration.tls = .require(.makeClientConfiguration())
+        }
+        configuration.options.maximumConnections = 16
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        let runner = Task { await client.run() }
+        let database = CenterDatabase(kind: .postgres, location: redacted(url), backend: .postgres(client, runner), logger: logger)
+        do {
+            try await database.read { db in try await db.raw("SELECT 1").run() }
+        } catch {
+            runner.cancel()
+            throw .storage("cannot reach PostgreSQL at \(redacted(url)): \(describe(error)); check that it runs and that the user, password and database exist")
+        }
+        return database
+    }
+
+    private init(kind: Kind, location: String, backend: Backend, logger: Logger) {
+        self.kind = kind
+        self.location = location
+        self.backend = backend
+        self.logger = logger
+    }
+
+    /// Runs `body` with a connection, outside any transaction.
+    public func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        switch backend {
+        case let .sqlite(connection, mutex):
+            return try await mutex.withLock { try await body(connection.sql(queryLogLevel: nil)) }
+        case let .postgres(client, _):
+            return try await client.withConnection { connection in
+                try await body(connection.sql(queryLogLevel: nil))
+            }
+        }
+    }
+
+    /// Runs `body` in one transaction: all of its changes land, or none.
+    public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        switch backend {
+        case let .sqlite(connection, mutex):
+            return try await mutex.withLock {
+                let db = connection.sql(queryLogLevel: nil)
+                try await db.raw("BEGIN IMMEDIATE").run()
+                do {
+                    let result = try await body(db)
+                    try await db.raw("COMMIT").run()
+                    return result
+                } catch {
+                    try? await db.raw("ROLLBACK").run()
+                    throw error
+                }
+            }
+        case let .postgres(client, _):
+            do {
+                return try await client.withTransaction(logger: logger) { connection in
+                    try await body(connection.sql(queryLogLevel: nil))
+                }
+            } catch let error as PostgresTransactionError {
+                // The caller's own error (an APIError, say) comes out as itself.
+                if let inner = error.closureError { throw inner }
+                throw error
+            }
+        }
+    }
+
+    public func close() async {
+        switch backend {
+        case let .sqlite(connection, mutex):
+            await mutex.withLock { try? await connection.close() }
+        case let .postgres(_, runner):
+            runner.cancel()
+            _ = await runner.value
+        }
+    }
+
+    static func redacted(_ url: String) -> String {
+        guard var components = URLComponents(string: url), components.password != nil else { return url }
+        components.password = "…"
+        return components.string ?? url
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? PSQLError {
+            if let message = error.serverInfo?[.message] { return message }
+            return "\(error.code)"
+        }
+        return "\(error)"
+    }
+}
+
+/// A lock for async code: one holder at a time, waiters resumed in order.
+final class AsyncMutex: Sendable {
+    private let state = NIOLockedValueBox<(locked: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func withLock<T: Sendable>(_ body: () async throws -> T) async rethrows -> T {
+        await acquire()
+        defer { release() }
+        return try await body()
+    }
+
+    private func acquire() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let proceed = state.withLockedValue { state -> Bool in
+                if state.locked {
+                    state.waiters.append(continuation)
+                    return false
+                }
+                state.locked = true
+                return true
+            }
+            if proceed { continuation.resume() }
+        }
+    }
+
+    private func release() {
+        let next = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
+            if state.waiters.isEmpty {
+                state.locked = false
+                return nil
+            }
+            return state.waiters.removeFirst()
+        }
+        next?.resume()
+    }
+}

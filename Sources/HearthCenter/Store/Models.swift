@@ -1,0 +1,95 @@
+import HearthCore
+import Foundation
+
+/// What an admin may do; the role decides the set (docs/CENTER.md has the table).
+public enum AdminRole: String, Codable, Sendable, CaseIterable {
+    case owner, `operator`, helpdesk, auditor
+
+    public func may(_ permission: Permission) -> Bool {
+        switch (self, permission) {
+        case (.owner, _): return true
+        case (_, .read): return true
+        case (.operator, .manageDirectory), (.operator, .enrollDevices), (.operator, .retireDevices), (.operator, .readAudit):
+            return true
+        case (.helpdesk, .enrollDevices): return true
+        case (.auditor, .readAudit): return true
+        default: return false
+        }
+    }
+}
+
+public enum Permission: String, Sendable, CaseIterable {
+    /// Read the fleet, users, groups and tokens.
+    case read
+    /// Create and disable admins.
+    case manageAdmins
+    /// Create, change and delete users and groups.
+    case manageDirectory
+    /// Create enrollment tokens.
+    case enrollDevices
+    /// Retire devices (their certificates stop working).
+    case retireDevices
+    /// Read the audit log.
+    case readAudit
+}
+
+public struct Admin: Codable, Sendable, Equatable {
+    public var id: String
+    public var username: String
+    public var role: AdminRole
+    public var mustChangePassword: Bool
+    public var created: Date
+    public var disabled: Date?
+}
+
+public struct User: Codable, Sendable, Equatable {
+    public var id: String
+    public var username: String
+    public var displayName: String
+    public var email: String
+    public var created: Date
+    public var groups: [String]
+}
+
+public struct Group: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var created: Date
+    public var members: [String]
+}
+
+public struct Device: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var userID: String?
+    public var certificateSerial: String
+    public var enrolled: Date
+    public var lastCheckIn: Date?
+    public var lastAddress: String?
+    public var retired: Date?
+    /// The status the device last reported, as it sent it.
+    public var status: DeviceStatus?
+}
+
+public struct EnrollmentToken: Codable, Sendable, Equatable {
+    public var id: String
+    public var userID: String?
+    public var note: String
+    public var createdBy: String
+    public var created: Date
+    public var expires: Date
+    public var used: Date?
+    public var deviceID: String?
+}
+
+public struct AuditEntry: Codable, Sendable, Equatable {
+    public var seq: Int64
+    public var at: Date
+    /// `admin:NAME`, `device:ID` or `center`.
+    public var actor: String
+    public var action: String
+    public var target: String
+    public var address: String
+    public var before: String?
+    public var after: String?
+}

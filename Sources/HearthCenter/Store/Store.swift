@@ -1,0 +1,446 @@
+import Crypto
+import Foundation
+import HearthCore
+import HummingbirdBcrypt
+import NIOPosix
+import SQLKit
+
+/// Who made a change, and from where: written into the audit entry in the same transaction.
+public struct Actor: Sendable {
+    public var name: String
+    public var address: String
+
+    public static func admin(_ admin: Admin, address: String) -> Actor { Actor(name: "admin:\(admin.username)", address: address) }
+    public static func device(_ id: String, address: String) -> Actor { Actor(name: "device:\(id)", address: address) }
+    public static let center = Actor(name: "center", address: "local")
+}
+
+/// The Center's state and every change to it. Each change is one transaction that also appends
+/// its audit entry, so the log and the state never disagree.
+public struct Store: Sendable {
+    public let database: CenterDatabase
+    /// The clock; tests move it.
+    public let now: @Sendable () -> Date
+    /// bcrypt's cost for admin passwords.
+    let passwordCost: UInt8
+
+    public static let sessionLifetime: TimeInterval = 12 * 3600
+
+    public init(database: CenterDatabase, now: @escaping @Sendable () -> Date = { Date() }, passwordCost: UInt8 = 12) {
+        self.database = database
+        self.now = now
+        self.passwordCost = passwordCost
+    }
+
+    var seconds: Int64 { Int64(now().timeIntervalSince1970) }
+
+    // MARK: Admins and sessions
+
+    public func adminCount() async throws -> Int {
+        try await database.read { db in
+            try await db.raw("SELECT COUNT(*) AS n FROM admins").first()?.decode(column: "n", as: Int.self) ?? 0
+        }
+    }
+
+    public func createAdmin(username: String, password: String, role: AdminRole, mustChangePassword: Bool, by actor: Actor) async throws -> Admin {
+        try Validate.name(username, what: "an admin's username")
+        try Validate.password(password)
+        let hash = try await Self.hashPassword(password, cost: passwordCost)
+        let admin = Admin(id: UUID().uuidString.lowercased(), username: username, role: role,
+                          mustChangePassword: mustChangePassword, created: Date(timeIntervalSince1970: TimeInterval(seconds)), disabled: nil)
+        return try await database.transaction { db in
+            if try await db.raw("SELECT id FROM admins WHERE username = \(bind: username)").first() != nil {
+                throw APIError.conflict("an admin named \(username) already exists")
+            }
+            try await db.raw("""
+                INSERT INTO admins (id, username, password_hash, role, must_change_password, created)
+                VALUES (\(bind: admin.id), \(bind: username), \(bind: hash), \(bind: role.rawValue), \(bind: mustChangePassword ? 1 : 0), \(bind: seconds))
+                """).run()
+            try await Self.audit(db, at: seconds, actor, "admin.create", "admin:\(username)", before: nil, after: ["role": role.rawValue])
+            return admin
+        }
+    }
+
+    public func admins() async throws -> [Admin] {
+        try await database.read { db in
+            try await db.raw("SELECT * FROM admins ORDER BY username").all().map(Self.admin)
+        }
+    }
+
+    /// The admin whose username and password these are, or nil; takes as long either way.
+    public func authenticate(username: String, password: String) async throws -> Admin? {
+        let row = try await database.read { db in
+            try await db.raw("SELECT * FROM admins WHERE username = \(bind: username)").first()
+        }
+        let stored = try row?.decode(column: "password_hash", as: String.self) ?? Self.decoyHash
+        let good = try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(password, hash: stored) }
+        guard let row, good else { return nil }
+        let admin = try Self.admin(row)
+        return admin.disabled == nil ? admin : nil
+    }
+
+    public func changePassword(admin: Admin, to password: String, by actor: Actor) async throws {
+        try Validate.password(password)
+        let hash = try await Self.hashPassword(password, cost: passwordCost)
+        try await database.transaction { db in
+            try await db.raw("UPDATE admins SET password_hash = \(bind: hash), must_change_password = 0 WHERE id = \(bind: admin.id)").run()
+            // Other sessions of this admin end with the old password.
+            try await db.raw("DELETE FROM sessions WHERE admin_id = \(bind: admin.id)").run()
+            try await Self.audit(db, at: seconds, actor, "admin.password", "admin:\(admin.username)", before: nil, after: nil)
+        }
+    }
+
+    /// A new session; the token is returned once and only its hash is kept.
+    public func createSession(for admin: Admin, address: String) async throws -> (token: String, expires: Date) {
+        let token = Secrets.token()
+        let expires = seconds + Int64(Self.sessionLifetime)
+        try await database.transaction { db in
+            try await db.raw("""
+                INSERT INTO sessions (token_hash, admin_id, created, expires, address)
+                VALUES (\(bind: Secrets.hash(token)), \(bind: admin.id), \(bind: seconds), \(bind: expires), \(bind: address))
+                """).run()
+            try await Self.audit(db, at: seconds, .admin(admin, address: address), "session.create", "admin:\(admin.username)", before: nil, after: nil)
+        }
+        return (token, Date(timeIntervalSince1970: TimeInterval(expires)))
+    }
+
+    /// The admin a session token belongs to, if it is known, unexpired and the admin enabled.
+    public func session(token: String) async throws -> Admin? {
+        let now = seconds
+        return try await database.read { db in
+            guard let row = try await db.raw("""
+                SELECT admins.* FROM sessions JOIN admins ON admins.id = sessions.admin_id
+                WHERE sessions.token_hash = \(bind: Secrets.hash(token)) AND sessions.expires > \(bind: now) AND admins.disabled IS NULL
+                """).first() else { return nil }
+            return try Self.admin(row)
+        }
+    }
+
+    public func endSession(token: String, admin: Admin, address: String) async throws {
+        try await database.transaction { db in
+            try await db.raw("DELETE FROM sessions WHERE token_hash = \(bind: Secrets.hash(token))").run()
+            try await Self.audit(db, at: seconds, .admin(admin, address: address), "session.end", "admin:\(admin.username)", before: nil, after: nil)
+        }
+    }
+
+    // MARK: Users and groups
+
+    public func createUser(username: String, displayName: String, email: String, by actor: Actor) async throws -> User {
+        try Validate.name(username, what: "a username")
+        let user = User(id: UUID().uuidString.lowercased(), username: username, displayName: displayName, email: email,
+                        created: Date(timeIntervalSince1970: TimeInterval(seconds)), groups: [])
+        return try await database.transaction { db in
+            if try await db.raw("SELECT id FROM users WHERE username = \(bind: username)").first() != nil {
+                throw APIError.conflict("a user named \(username) already exists")
+            }
+            try await db.raw("""
+                INSERT INTO users (id, username, display_name, email, created)
+                VALUES (\(bind: user.id), \(bind: username), \(bind: displayName), \(bind: email), \(bind: seconds))
+                """).run()
+            try await Self.audit(db, at: seconds, actor, "user.create", "user:\(username)", before: nil, after: user)
+            return user
+        }
+    }
+
+    public func users() async throws -> [User] {
+        try await database.read { db in
+            let memberships = try await db.raw("SELECT group_members.user_id AS u, user_groups.name AS g FROM group_members JOIN user_groups ON user_groups.id = group_members.group_id").all()
+            var groups: [String: [String]] = [:]
+            for row in memberships { groups[try row.decode(column: "u", as: String.self), default: []].append(try row.decode(column: "g", as: String.self)) }
+            return try await db.raw("SELECT * FROM users ORDER BY username").all().map { row in
+                var user = try Self.user(row)
+                user.groups = (groups[user.id] ?? []).sorted()
+                return user
+            }
+        }
+    }
+
+    public func user(id: String) async throws -> User {
+        guard let user = try await users().first(where: { $0.id == id || $0.username == id }) else {
+            throw APIError.notFound("no user \(id)")
+        }
+        return user
+    }
+
+    public func deleteUser(id: String, by actor: Actor) async throws {
+        let user = try await user(id: id)
+        try await database.transaction { db in
+            try await db.raw("DELETE FROM users WHERE id = \(bind: user.id)").run()
+            try await Self.audit(db, at: seconds, actor, "user.delete", "user:\(user.username)", before: user, after: nil)
+        }
+    }
+
+    public func createGroup(name: String, by actor: Actor) async throws -> Group {
+        try Validate.name(name, what: "a group name")
+        let group = Group(id: UUID().uuidString.lowercased(), name: name, created: Date(timeIntervalSince1970: TimeInterval(seconds)), members: [])
+        return try await database.transaction { db in
+            if try await db.raw("SELECT id FROM user_groups WHERE name = \(bind: name)").first() != nil {
+                throw APIError.conflict("a group named \(name) already exists")
+            }
+            try await db.raw("INSERT INTO user_groups (id, name, created) VALUES (\(bind: group.id), \(bind: name), \(bind: seconds))").run()
+            try await Self.audit(db, at: seconds, actor, "group.create", "group:\(name)", before: nil, after: group)
+            return group
+        }
+    }
+
+    public func groups() async throws -> [Group] {
+        try await database.read { db in
+            let members = try await db.raw("SELECT group_members.group_id AS g, users.username AS u FROM group_members JOIN users ON users.id = group_members.user_id").all()
+            var byGroup: [String: [String]] = [:]
+            for row in members { byGroup[try row.decode(column: "g", as: String.self), default: []].append(try row.decode(column: "u", as: String.self)) }
+            return try await db.raw("SELECT * FROM user_groups ORDER BY name").all().map { row in
+                let id = try row.decode(column: "id", as: String.self)
+                return Group(id: id, name: try row.decode(column: "name", as: String.self),
+                             created: Self.date(try row.decode(column: "created", as: Int64.self)), members: (byGroup[id] ?? []).sorted())
+            }
+        }
+    }
+
+    public func group(id: String) async throws -> Group {
+        guard let group = try await groups().first(where: { $0.id == id || $0.name == id }) else {
+            throw APIError.notFound("no group \(id)")
+        }
+        return group
+    }
+
+    public func setMembership(group groupID: String, user userID: String, member: Bool, by actor: Actor) async throws -> Group {
+        let group = try await group(id: groupID)
+        let user = try await user(id: userID)
+        try await database.transaction { db in
+            if member {
+                if try await db.raw("SELECT user_id FROM group_members WHERE group_id = \(bind: group.id) AND user_id = \(bind: user.id)").first() == nil {
+                    try await db.raw("INSERT INTO group_members (group_id, user_id) VALUES (\(bind: group.id), \(bind: user.id))").run()
+                }
+            } else {
+                try await db.raw("DELETE FROM group_members WHERE group_id = \(bind: group.id) AND user_id = \(bind: user.id)").run()
+            }
+            try await Self.audit(db, at: seconds, actor, member ? "group.add" : "group.remove", "group:\(group.name)",
+                                 before: group.members, after: ["user": user.username])
+        }
+        return try await self.group(id: group.id)
+    }
+
+    // MARK: Enrollment and devices
+
+    /// A one-time token for enrolling one device; the secret is returned once.
+    public func createEnrollmentToken(userID: String?, note: String, validFor: TimeInterval, by actor: Actor) async throws -> (EnrollmentToken, secret: String) {
+        guard validFor >= 60, validFor <= 30 * 86400 else {
+            throw APIError.badRequest("an enrollment token is valid for between 1 minute and 30 days (validHours)")
+        }
+        let user = try await userID.asyncMap { try await self.user(id: $0) }
+        let secret = "hte_" + Secrets.token()
+        let token = EnrollmentToken(id: UUID().uuidString.lowercased(), userID: user?.id, note: note, createdBy: actor.name,
+                                    created: Date(timeIntervalSince1970: TimeInterval(seconds)),
+                                    expires: Date(timeIntervalSince1970: TimeInterval(seconds + Int64(validFor))), used: nil, deviceID: nil)
+        try await database.transaction { db in
+            try await db.raw("""
+                INSERT INTO enrollment_tokens (id, token_hash, user_id, note, created_by, created, expires)
+                VALUES (\(bind: token.id), \(bind: Secrets.hash(secret)), \(bind: token.userID), \(bind: note), \(bind: actor.name),
+                        \(bind: seconds), \(bind: seconds + Int64(validFor)))
+                """).run()
+            try await Self.audit(db, at: seconds, actor, "enrollment-token.create", "token:\(token.id)", before: nil, after: token)
+        }
+        return (token, secret)
+    }
+
+    public func enrollmentTokens() async throws -> [EnrollmentToken] {
+        try await database.read { db in
+            try await db.raw("SELECT * FROM enrollment_tokens ORDER BY created DESC").all().map { row in
+                EnrollmentToken(id: try row.decode(column: "id", as: String.self), userID: try row.decode(column: "user_id", as: String?.self),
+                                note: try row.decode(column: "note", as: String.self), createdBy: try row.decode(column: "created_by", as: String.self),
+                                created: Self.date(try row.decode(column: "created", as: Int64.self)),
+                                expires: Self.date(try row.decode(column: "expires", as: Int64.self)),
+                                used: try row.decode(column: "used", as: Int64?.self).map(Self.date),
+                                deviceID: try row.decode(column: "device_id", as: String?.self))
+            }
+        }
+    }
+
+    /// Spends `secret` and records the device `issue` certifies. The token is taken in the same
+    /// transaction, so two devices racing with one token cannot both enroll.
+    public func enroll(secret: String, name: String, address: String,
+                       issue: @Sendable (_ deviceID: String) throws -> (serial: String, publicKeySHA256: String, certificate: String)) async throws -> (Device, certificate: String) {
+        try Validate.deviceName(name)
+        let now = seconds
+        return try await database.transaction { db in
+            guard let row = try await db.raw("SELECT * FROM enrollment_tokens WHERE token_hash = \(bind: Secrets.hash(secret))").first() else {
+                throw APIError.unauthorized("unknown enrollment token; ask your admin for a new one")
+            }
+            let tokenID = try row.decode(column: "id", as: String.self)
+            if try row.decode(column: "used", as: Int64?.self) != nil {
+                throw APIError.gone("this enrollment token was already used; each token enrolls one device — ask your admin for a new one")
+            }
+            if try row.decode(column: "expires", as: Int64.self) <= now {
+                throw APIError.gone("this enrollment token expired; ask your admin for a new one")
+            }
+            let deviceID = UUID().uuidString.lowercased()
+            let issued = try issue(deviceID)
+            let userID = try row.decode(column: "user_id", as: String?.self)
+            try await db.raw("UPDATE enrollment_tokens SET used = \(bind: now), device_id = \(bind: deviceID) WHERE id = \(bind: tokenID) AND used IS NULL").run()
+            try await db.raw("""
+                INSERT INTO devices (id, user_id, name, certificate_serial, public_key_sha256, enrolled, last_address)
+                VALUES (\(bind: deviceID), \(bind: userID), \(bind: name), \(bind: issued.serial), \(bind: issued.publicKeySHA256), \(bind: now), \(bind: address))
+                """).run()
+            let device = Device(id: deviceID, name: name, userID: userID, certificateSerial: issued.serial, enrolled: Self.date(now),
+                                lastCheckIn: nil, lastAddress: address, retired: nil, status: nil)
+            try await Self.audit(db, at: now, .device(deviceID, address: address), "device.enroll", "device:\(deviceID)",
+                                 before: nil, after: ["name": name, "token": tokenID, "serial": issued.serial])
+            return (device, issued.certificate)
+        }
+    }
+
+    public func devices() async throws -> [Device] {
+        try await database.read { db in try await db.raw("SELECT * FROM devices ORDER BY name, id").all().map(Self.device) }
+    }
+
+    public func device(id: String) async throws -> Device {
+        let row = try await database.read { db in try await db.raw("SELECT * FROM devices WHERE id = \(bind: id)").first() }
+        guard let row else { throw APIError.notFound("no device \(id)") }
+        return try Self.device(row)
+    }
+
+    /// The device a client certificate belongs to, if it is enrolled and not retired.
+    public func device(certificateSerial serial: String) async throws -> Device? {
+        let row = try await database.read { db in
+            try await db.raw("SELECT * FROM devices WHERE certificate_serial = \(bind: serial) AND retired IS NULL").first()
+        }
+        return try row.map(Self.device)
+    }
+
+    public func checkIn(device: Device, status: DeviceStatus, address: String) async throws {
+        let json = String(decoding: try JSONEncoder().encode(status), as: UTF8.self)
+        let now = seconds
+        try await database.read { db in
+            try await db.raw("UPDATE devices SET last_checkin = \(bind: now), last_address = \(bind: address), status = \(bind: json) WHERE id = \(bind: device.id)").run()
+        }
+    }
+
+    public func retire(deviceID: String, by actor: Actor) async throws -> Device {
+        let device = try await device(id: deviceID)
+        guard device.retired == nil else { return device }
+        try await database.transaction { db in
+            try await db.raw("UPDATE devices SET retired = \(bind: seconds) WHERE id = \(bind: device.id)").run()
+            try await Self.audit(db, at: seconds, actor, "device.retire", "device:\(device.id)",
+                                 before: ["serial": device.certificateSerial], after: ["retired": "certificate revoked"])
+        }
+        return try await self.device(id: deviceID)
+    }
+
+    // MARK: Audit
+
+    public struct AuditFilter: Sendable {
+        public var actor: String?
+        public var action: String?
+        public var target: String?
+        public var since: Date?
+        public var until: Date?
+        public var limit: Int = 200
+        public init() {}
+    }
+
+    public func audit(_ filter: AuditFilter) async throws -> [AuditEntry] {
+        try await database.read { db in
+            var query = db.select().column("*").from("audit")
+            if let actor = filter.actor { query = query.where("actor", .equal, actor) }
+            if let action = filter.action { query = query.where("action", .equal, action) }
+            if let target = filter.target { query = query.where("target", .equal, target) }
+            if let since = filter.since { query = query.where("at", .greaterThanOrEqual, Int64(since.timeIntervalSince1970)) }
+            if let until = filter.until { query = query.where("at", .lessThan, Int64(until.timeIntervalSince1970)) }
+            return try await query.orderBy("seq", .descending).limit(max(1, min(filter.limit, 1000))).all().map { row in
+                AuditEntry(seq: try row.decode(column: "seq", as: Int64.self), at: Self.date(try row.decode(column: "at", as: Int64.self)),
+                           actor: try row.decode(column: "actor", as: String.self), action: try row.decode(column: "action", as: String.self),
+                           target: try row.decode(column: "target", as: String.self), address: try row.decode(column: "address", as: String.self),
+                           before: try row.decode(column: "before_state", as: String?.self), after: try row.decode(column: "after_state", as: String?.self))
+            }
+        }
+    }
+
+    static func audit(_ db: any SQLDatabase, at: Int64, _ actor: Actor, _ action: String, _ target: String,
+                      before: (any Encodable)?, after: (any Encodable)?) async throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        encoder.dateEncodingStrategy = .iso8601
+        let beforeJSON = try before.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
+        let afterJSON = try after.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
+        try await db.raw("""
+            INSERT INTO audit (at, actor, action, target, address, before_state, after_state)
+            VALUES (\(bind: at), \(bind: actor.name), \(bind: action), \(bind: target), \(bind: actor.address), \(bind: beforeJSON), \(bind: afterJSON))
+            """).run()
+    }
+
+    // MARK: Rows
+
+    static func date(_ seconds: Int64) -> Date { Date(timeIntervalSince1970: TimeInterval(seconds)) }
+
+    static func admin(_ row: any SQLRow) throws -> Admin {
+        let role = try row.decode(column: "role", as: String.self)
+        return Admin(id: try row.decode(column: "id", as: String.self), username: try row.decode(column: "username", as: String.self),
+                     role: AdminRole(rawValue: role) ?? .auditor,
+                     mustChangePassword: try row.decode(column: "must_change_password", as: Int.self) != 0,
+                     created: date(try row.decode(column: "created", as: Int64.self)),
+                     disabled: try row.decode(column: "disabled", as: Int64?.self).map(date))
+    }
+
+    static func user(_ row: any SQLRow) throws -> User {
+        User(id: try row.decode(column: "id", as: String.self), username: try row.decode(column: "username", as: String.self),
+             displayName: try row.decode(column: "display_name", as: String.self), email: try row.decode(column: "email", as: String.self),
+             created: date(try row.decode(column: "created", as: Int64.self)), groups: [])
+    }
+
+    static func device(_ row: any SQLRow) throws -> Device {
+        let status = try row.decode(column: "status", as: String?.self).flatMap { try? JSONDecoder().decode(DeviceStatus.self, from: Data($0.utf8)) }
+        return Device(id: try row.decode(column: "id", as: String.self), name: try row.decode(column: "name", as: String.self),
+                      userID: try row.decode(column: "user_id", as: String?.self),
+                      certificateSerial: try row.decode(column: "certificate_serial", as: String.self),
+                      enrolled: date(try row.decode(column: "enrolled", as: Int64.self)),
+                      lastCheckIn: try row.decode(column: "last_checkin", as: Int64?.self).map(date),
+                      lastAddress: try row.decode(column: "last_address", as: String?.self),
+                      retired: try row.decode(column: "retired", as: Int64?.self).map(date), status: status)
+    }
+
+    static func hashPassword(_ password: String, cost: UInt8) async throws -> String {
+        try await NIOThreadPool.singleton.runIfActive { Bcrypt.hash(password, cost: cost) }
+    }
+
+    /// Verified against when a username is unknown, so that the answer takes as long.
+    static let decoyHash = Bcrypt.hash("not a password", cost: 12)
+}
+
+/// Random secrets and how they are kept: only their SHA-256.
+enum Secrets {
+    static func token() -> String {
+        let bytes = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
+        return bytes.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    static func hash(_ secret: String) -> String {
+        SHA256.hash(data: Data(secret.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+enum Validate {
+    static func name(_ value: String, what: String) throws {
+        let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "._-@"))
+        guard !value.isEmpty, value.count <= 64, value.unicodeScalars.allSatisfy(allowed.contains), value.first != "." && value.first != "-" else {
+            throw APIError.badRequest("'\(value.prefix(80))' cannot be \(what): use 1 to 64 letters, digits, '.', '_', '-' or '@', not starting with '.' or '-'")
+        }
+    }
+
+    static func deviceName(_ value: String) throws {
+        guard !value.isEmpty, value.count <= 128, !value.unicodeScalars.contains(where: { CharacterSet.controlCharacters.contains($0) }) else {
+            throw APIError.badRequest("a device name is 1 to 128 printable characters")
+        }
+    }
+
+    static func password(_ value: String) throws {
+        guard value.count >= 12 else { throw APIError.badRequest("a password needs at least 12 characters") }
+        guard value.utf8.count <= 72 else { throw APIError.badRequest("a password has at most 72 bytes (bcrypt's limit)") }
+    }
+}
+
+extension Optional {
+    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let self else { return nil }
+        return try await transform(self)
+    }
+}
