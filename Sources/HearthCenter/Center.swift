@@ -24,8 +24,6 @@ public struct CenterConfiguration: Sendable {
     public var keyFile: URL?
     /// Extra names (DNS or IP) the Center's own server certificate is valid for.
     public var serverNames: [String] = []
-    /// How often devices check in, in seconds, until policies say otherwise.
-    public var checkInInterval: Int = 300
     /// bcrypt cost for admin passwords (lower only in tests).
     public var passwordCost: UInt8 = 12
     public var now: @Sendable () -> Date = { Date() }
@@ -49,8 +47,8 @@ public struct FirstStart: Sendable {
 public final class Center: Sendable {
     public let store: Store
     public let ca: CertificateAuthority
+    public let leaseSigner: LeaseSigner
     public let logger: Logger
-    let checkInInterval: Int
     let configuration: CenterConfiguration
     private let tls: TLSConfiguration
 
@@ -65,6 +63,7 @@ public final class Center: Sendable {
         }
         chmod(tlsFolder.path, 0o700)
         let (ca, createdCA) = try CertificateAuthority.loadOrCreate(in: tlsFolder, name: "Hearth Center")
+        let leaseSigner = try LeaseSigner.loadOrCreate(at: tlsFolder.appendingPathComponent("lease.key"))
 
         // The server certificate: the admin's, or one from the Center's CA for the names it answers to.
         let chain: [NIOSSLCertificate]
@@ -116,15 +115,15 @@ public final class Center: Sendable {
             await database.close()
             throw .storage("cannot create the owner admin: \(CenterDatabase.describe(error))")
         }
-        return (Center(store: store, ca: ca, logger: logger, configuration: configuration, tls: tls), first)
+        return (Center(store: store, ca: ca, leaseSigner: leaseSigner, logger: logger, configuration: configuration, tls: tls), first)
     }
 
-    private init(store: Store, ca: CertificateAuthority, logger: Logger, configuration: CenterConfiguration, tls: TLSConfiguration) {
+    private init(store: Store, ca: CertificateAuthority, leaseSigner: LeaseSigner, logger: Logger, configuration: CenterConfiguration, tls: TLSConfiguration) {
         self.store = store
         self.ca = ca
+        self.leaseSigner = leaseSigner
         self.logger = logger
         self.configuration = configuration
-        self.checkInInterval = configuration.checkInInterval
         self.tls = tls
     }
 

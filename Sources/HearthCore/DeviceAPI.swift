@@ -24,12 +24,15 @@ public struct EnrollResponse: Codable, Sendable, Equatable {
     /// The Center's CA certificate, PEM: the device pins it for every later connection.
     public var caCertificate: String
     public var userID: String?
+    /// Base64 of the Center's Ed25519 lease key: the device pins it to check every lease.
+    public var leaseKey: String
 
-    public init(deviceID: String, certificate: String, caCertificate: String, userID: String?) {
+    public init(deviceID: String, certificate: String, caCertificate: String, userID: String?, leaseKey: String) {
         self.deviceID = deviceID
         self.certificate = certificate
         self.caCertificate = caCertificate
         self.userID = userID
+        self.leaseKey = leaseKey
     }
 }
 
@@ -78,19 +81,83 @@ public struct DeviceStatus: Codable, Sendable, Equatable {
     }
 }
 
-/// What the Center answers a check-in with.
+/// A VM the device's user is assigned, with its image version resolved from its channel and
+/// its policy resolved by the precedence rules.
+public struct AssignedVM: Codable, Sendable, Equatable {
+    public var definition: VMDefinition
+    /// The channel the version came from ("stable", "pilot", …).
+    public var channel: String
+    public var policy: EffectivePolicy
+    /// Which disks are backed up: "user", "local".
+    public var backedUpDisks: [String]
+
+    public init(definition: VMDefinition, channel: String, policy: EffectivePolicy, backedUpDisks: [String]) {
+        self.definition = definition
+        self.channel = channel
+        self.policy = policy
+        self.backedUpDisks = backedUpDisks
+    }
+}
+
+/// Something the Center asks a device to do.
+public struct DeviceCommand: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable, CaseIterable {
+        case lock, unlock, wipe, restartVM, resetPersonalVM, collectDiagnostics
+    }
+
+    public enum State: String, Codable, Sendable, CaseIterable {
+        /// A wipe waiting for a second admin.
+        case awaitingApproval
+        case pending, delivered, acknowledged, completed, failed, cancelled
+    }
+
+    public var id: String
+    public var kind: Kind
+    /// The VM it concerns (restartVM), by name.
+    public var vm: String?
+    public var issued: Date
+
+    public init(id: String, kind: Kind, vm: String?, issued: Date) {
+        self.id = id
+        self.kind = kind
+        self.vm = vm
+        self.issued = issued
+    }
+}
+
+/// `POST /api/v1/device/commands/{id}`: how a command went on the device.
+public struct CommandReport: Codable, Sendable, Equatable {
+    /// acknowledged, completed or failed.
+    public var state: DeviceCommand.State
+    /// What happened, for the admin: a wipe's receipt, a diagnostics bundle's name, an error.
+    public var result: String?
+
+    public init(state: DeviceCommand.State, result: String?) {
+        self.state = state
+        self.result = result
+    }
+}
+
+/// What the Center answers a check-in with: the device's desired state.
 public struct CheckInResponse: Codable, Sendable, Equatable {
     public var deviceID: String
     public var userID: String?
     /// The Center's clock when it answered.
     public var serverTime: Date
-    /// When to check in next, in seconds.
+    /// When to check in next, in seconds (the shortest interval among the VMs' policies).
     public var checkInInterval: Int
+    public var vms: [AssignedVM]
+    public var lease: Lease
+    /// Commands to carry out; each is delivered again until the device acknowledges it.
+    public var commands: [DeviceCommand]
 
-    public init(deviceID: String, userID: String?, serverTime: Date, checkInInterval: Int) {
+    public init(deviceID: String, userID: String?, serverTime: Date, checkInInterval: Int, vms: [AssignedVM], lease: Lease, commands: [DeviceCommand]) {
         self.deviceID = deviceID
         self.userID = userID
         self.serverTime = serverTime
         self.checkInInterval = checkInInterval
+        self.vms = vms
+        self.lease = lease
+        self.commands = commands
     }
 }

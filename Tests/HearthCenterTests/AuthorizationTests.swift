@@ -27,23 +27,52 @@ import Testing
             }
             _ = try await harness.call(.POST, "/api/v1/users", json: ["username": "alice"], token: owner)
             _ = try await harness.call(.POST, "/api/v1/groups", json: ["name": "staff"], token: owner)
+            _ = try await harness.call(.POST, "/api/v1/images", json: ["name": "debian"], token: owner)
+            _ = try await harness.call(.POST, "/api/v1/images/debian/versions", json: ["version": "1"], token: owner)
+            _ = try await harness.call(.PUT, "/api/v1/images/debian/channels/stable", json: ["version": "1"], token: owner)
+            _ = try await harness.call(.POST, "/api/v1/vms", json: ["name": "work", "role": "work", "image": "debian"], token: owner)
             let (device, deviceID) = try await harness.enrollDevice(owner: owner, user: "alice")
             let deviceClient = try harness.deviceClient(device)
+            // A lock to cancel, a wipe (issued by an admin outside the matrix) to approve, and a
+            // delivered command for the device to report on.
+            let lock = try await harness.call(.POST, "/api/v1/devices/\(deviceID)/commands", json: ["kind": "lock"], token: owner)
+            let issuer = try await harness.admin("operator", by: owner)
+            let wipe = try await harness.call(.POST, "/api/v1/devices/\(deviceID)/commands", json: ["kind": "wipe"], token: issuer)
+            #expect(wipe.object["state"] as? String == "awaitingApproval")
+            let diagnostics = try await harness.call(.POST, "/api/v1/devices/\(deviceID)/commands", json: ["kind": "collectDiagnostics"], token: owner)
+            _ = try await harness.call(.POST, "/api/v1/device/checkin", json: CenterHarness.status, client: deviceClient)
 
             for route in Center.routes where route.path != "/api/v1/session" || route.method != .post {
-                let path = route.path.replacingOccurrences(of: "{id}", with: route.path.contains("group") ? "staff" : (route.path.contains("devices") ? deviceID : "alice"))
-                    .replacingOccurrences(of: "{user}", with: "alice")
+                var path = route.path
+                let values: [String: String] = [
+                    "{user}": "alice", "{name}": route.path.contains("images") ? "debian" : "work", "{channel}": "stable",
+                    "{kind}": "group", "{target}": "staff", "{scope}": "group:staff",
+                    "{id}": route.path.contains("groups") ? "staff" : route.path.contains("devices") ? deviceID
+                        : route.path.contains("approve") ? (wipe.object["id"] as? String ?? "")
+                        : route.path.contains("cancel") ? (lock.object["id"] as? String ?? "")
+                        : route.path.contains("device/commands") ? (diagnostics.object["id"] as? String ?? "") : "alice",
+                ]
+                for (key, value) in values { path = path.replacingOccurrences(of: key, with: value) }
                 let method = HTTPMethod(rawValue: route.method.rawValue)
                 // Bodies that would be accepted, so that a refusal can only come from authorization.
+                let unique = "x\(UUID().uuidString.prefix(6).lowercased())"
                 let body: Any? = switch (route.method, route.path) {
                 case (.post, "/api/v1/device/checkin"): CenterHarness.status
                 case (.post, "/api/v1/enrollment-tokens"): ["note": "matrix"]
-                case (.post, "/api/v1/users"): ["username": "u\(UUID().uuidString.prefix(6))"]
-                case (.post, "/api/v1/groups"): ["name": "g\(UUID().uuidString.prefix(6))"]
-                case (.post, "/api/v1/admins"): ["username": "a\(UUID().uuidString.prefix(6))", "password": "a long password 1", "role": "auditor"]
+                case (.post, "/api/v1/users"): ["username": unique]
+                case (.post, "/api/v1/groups"), (.post, "/api/v1/images"): ["name": unique]
+                case (.post, "/api/v1/admins"): ["username": unique, "password": "a long password 1", "role": "auditor"]
                 case (.post, "/api/v1/me/password"): ["current": "wrong password 00", "new": "another password 1"]
                 case (.post, "/api/v1/enroll"): ["token": "hte_unknown", "csr": "x", "name": "x"]
-                default: route.method == .post ? [String: Any]() : nil
+                case (.post, "/api/v1/images/{name}/versions"): ["version": unique]
+                case (.put, "/api/v1/images/{name}/channels/{channel}"): ["version": "1"]
+                case (.post, "/api/v1/vms"): ["name": unique, "role": "personal", "image": "debian"]
+                case (.put, "/api/v1/vms/{name}"): ["role": "work", "image": "debian", "cpus": 2]
+                case (.put, "/api/v1/policies/{scope}"): ["leaseDays": 7]
+                case (.put, "/api/v1/settings"): ["wipeNeedsApproval": true]
+                case (.post, "/api/v1/devices/{id}/commands"): ["kind": "restartVM", "vm": "work"]
+                case (.post, "/api/v1/device/commands/{id}"): ["state": "acknowledged"]
+                default: route.method == .post || route.method == .put ? [String: Any]() : nil
                 }
                 // Routes that end what later calls need run last, below.
                 if route.path == "/api/v1/session" || route.path == "/api/v1/me/password" || route.path.hasSuffix("/retire") || route.method == .delete { continue }

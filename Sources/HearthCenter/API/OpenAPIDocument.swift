@@ -125,6 +125,79 @@ components:
         address: {type: string}
         before: {type: string}
         after: {type: string}
+    Policy:
+      type: object
+      description: Every field optional; docs/CENTER.md has the precedence rules.
+      properties:
+        leaseDays: {type: integer, minimum: 1, maximum: 365}
+        checkInIntervalSeconds: {type: integer, minimum: 30, maximum: 86400}
+        imageExpiry: {type: string, format: date-time}
+        usbClasses: {type: array, items: {type: string, enum: [hid, storage, audio, video, printer, smartcard, wireless, communications]}}
+        network: {type: string, enum: [none, internet, full]}
+        backupSchedule: {type: string, enum: [never, hourly, daily, weekly]}
+        minimumCPUs: {type: integer, minimum: 1, maximum: 256}
+        minimumMemoryMiB: {type: integer, minimum: 128, maximum: 4194304}
+        minimumDiskGiB: {type: integer, minimum: 1, maximum: 65536}
+    Image:
+      type: object
+      required: [name, created, versions, channels]
+      properties:
+        name: {type: string}
+        created: {type: string, format: date-time}
+        versions:
+          type: array
+          items:
+            type: object
+            required: [version, notes, published]
+            properties:
+              version: {type: string}
+              notes: {type: string}
+              published: {type: string, format: date-time}
+        channels: {type: object, additionalProperties: {type: string}}
+    VMDefinitionInput:
+      type: object
+      required: [role, image]
+      properties:
+        name: {type: string}
+        role: {type: string, enum: [work, personal]}
+        image: {type: string}
+        channel: {type: string}
+        cpus: {type: integer, minimum: 1, maximum: 64}
+        memoryMiB: {type: integer, minimum: 64, maximum: 262144}
+        localDiskBytes: {type: integer, minimum: 1048576}
+        userDiskBytes: {type: integer, minimum: 1048576}
+        network: {type: string, enum: [none, internet, full]}
+        backedUpDisks: {type: array, items: {type: string, enum: [user, local]}}
+    VMDefinition:
+      allOf:
+        - {$ref: '#/components/schemas/VMDefinitionInput'}
+        - type: object
+          required: [name, users, groups]
+          properties:
+            users: {type: array, items: {type: string}}
+            groups: {type: array, items: {type: string}}
+            policy: {$ref: '#/components/schemas/Policy'}
+    Command:
+      type: object
+      required: [id, deviceID, kind, state, createdBy, created]
+      properties:
+        id: {type: string}
+        deviceID: {type: string}
+        kind: {type: string, enum: [lock, unlock, wipe, restartVM, resetPersonalVM, collectDiagnostics]}
+        vm: {type: string}
+        state: {type: string, enum: [awaitingApproval, pending, delivered, acknowledged, completed, failed, cancelled]}
+        createdBy: {type: string}
+        created: {type: string, format: date-time}
+        approvedBy: {type: string}
+        delivered: {type: string, format: date-time}
+        acknowledged: {type: string, format: date-time}
+        finished: {type: string, format: date-time}
+        result: {type: string}
+    Settings:
+      type: object
+      required: [wipeNeedsApproval]
+      properties:
+        wipeNeedsApproval: {type: boolean}
   responses:
     Error:
       description: What was wrong, and what to do.
@@ -461,6 +534,7 @@ paths:
                   certificate: {type: string}
                   caCertificate: {type: string}
                   userID: {type: string}
+                  leaseKey: {type: string, description: Base64 of the Center's Ed25519 lease key.}
         '400': {$ref: '#/components/responses/Error'}
         '401': {$ref: '#/components/responses/Error'}
         '410': {$ref: '#/components/responses/Error'}
@@ -542,14 +616,400 @@ paths:
             application/json:
               schema:
                 type: object
-                required: [deviceID, serverTime, checkInInterval]
+                required: [deviceID, serverTime, checkInInterval, vms, lease, commands]
                 properties:
                   deviceID: {type: string}
                   userID: {type: string}
                   serverTime: {type: string, format: date-time}
                   checkInInterval: {type: integer}
+                  vms: {type: array, items: {type: object}}
+                  lease:
+                    type: object
+                    required: [payload, signature]
+                    properties:
+                      payload: {type: string, description: Base64 of the lease terms' JSON (deviceID, issued, expires).}
+                      signature: {type: string, description: Base64 Ed25519 signature over the payload's bytes.}
+                  commands: {type: array, items: {type: object}}
         '400': {$ref: '#/components/responses/Error'}
         '401': {$ref: '#/components/responses/Error'}
         '403': {$ref: '#/components/responses/Error'}
+  /api/v1/images:
+    get:
+      operationId: listImages
+      security: [{session: []}]
+      responses:
+        '200':
+          description: Every image with its versions and channels.
+          content:
+            application/json:
+              schema: {type: array, items: {$ref: '#/components/schemas/Image'}}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+    post:
+      operationId: createImage
+      security: [{session: []}]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {type: object, required: [name], properties: {name: {type: string}}}
+      responses:
+        '201':
+          description: The new image.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Image'}
+        '400': {$ref: '#/components/responses/Error'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '409': {$ref: '#/components/responses/Error'}
+  /api/v1/images/{name}:
+    parameters:
+      - {name: name, in: path, required: true, schema: {type: string}}
+    get:
+      operationId: getImage
+      security: [{session: []}]
+      responses:
+        '200':
+          description: The image.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Image'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
+  /api/v1/images/{name}/versions:
+    parameters:
+      - {name: name, in: path, required: true, schema: {type: string}}
+    post:
+      operationId: addImageVersion
+      security: [{session: []}]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {type: object, required: [version], properties: {version: {type: string}, notes: {type: string}}}
+      responses:
+        '201':
+          description: The image with the new version.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Image'}
+        '400': {$ref: '#/components/responses/Error'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
+        '409': {$ref: '#/components/responses/Error'}
+  /api/v1/images/{name}/channels/{channel}:
+    parameters:
+      - {name: name, in: path, required: true, schema: {type: string}}
+      - {name: channel, in: path, required: true, schema: {type: string}}
+    put:
+      operationId: setChannel
+      security: [{session: []}]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {type: object, required: [version], properties: {version: {type: string}}}
+      responses:
+        '200':
+          description: The image with the channel pointing at the version (promote or roll back).
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Image'}
+        '400': {$ref: '#/components/responses/Error'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
+  /api/v1/vms:
+    get:
+      operationId: listVMs
+      security: [{session: []}]
+      responses:
+        '200':
+          description: Every VM definition.
+          content:
+            application/json:
+              schema: {type: array, items: {$ref: '#/components/schemas/VMDefinition'}}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+    post:
+      operationId: createVM
+      security: [{session: []}]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/VMDefinitionInput'}
+      responses:
+        '201':
+          description: The new VM definition.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/VMDefinition'}
+        '400': {$ref: '#/components/responses/Error'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
+        '409': {$ref: '#/components/responses/Error'}
+  /api/v1/vms/{name}:
+    parameters:
+      - {name: name, in: path, required: true, schema: {type: string}}
+    get:
+      operationId: getVM
+      security: [{session: []}]
+      responses:
+        '200':
+          description: The VM definition.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/VMDefinition'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
+    put:
+      operationId: updateVM
+      security: [{session: []}]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/VMDefinitionInput'}
+      responses:
+        '200':
+          description: The changed VM definition.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/VMDefinition'}
+        '400': {$ref: '#/components/responses/Error'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
+    delete:
+      operationId: deleteVM
+      security: [{session: []}]
+      responses:
+        '204': {description: Deleted.}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
+  /api/v1/vms/{name}/assignments/{kind}/{target}:
+    parameters:
+      - {name: name, in: path, required: true, schema: {type: string}}
+      - {name: kind, in: path, required: true, schema: {type: string}}
+      - {name: target, in: path, required: true, schema: {type: string}}
+    put:
+      operationId: assignVM
+      security: [{session: []}]
+      responses:
+        '200':
+          description: The VM definition, assigned (kind is user or group).
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/VMDefinition'}
+        '400': {$ref: '#/components/responses/Error'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
+    delete:
+      operationId: unassignVM
+      security: [{session: []}]
+      responses:
+        '200':
+          description: The VM definition, unassigned.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/VMDefinition'}
+        '400': {$ref: '#/components/responses/Error'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
+  /api/v1/policies:
+    get:
+      operationId: listPolicies
+      security: [{session: []}]
+      responses:
+        '200':
+          description: Policies by scope (group:NAME, vm:NAME).
+          content:
+            application/json:
+              schema: {type: object, additionalProperties: {$ref: '#/components/schemas/Policy'}}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+  /api/v1/policies/{scope}:
+    parameters:
+      - {name: scope, in: path, required: true, schema: {type: string}}
+    put:
+      operationId: setPolicy
+      security: [{session: []}]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/Policy'}
+      responses:
+        '200':
+          description: The policy, set.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Policy'}
+        '400': {$ref: '#/components/responses/Error'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
+    delete:
+      operationId: deletePolicy
+      security: [{session: []}]
+      responses:
+        '204': {description: Removed.}
+        '400': {$ref: '#/components/responses/Error'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
+  /api/v1/users/{id}/desktops:
+    parameters:
+      - {name: id, in: path, required: true, schema: {type: string}}
+    get:
+      operationId: userDesktops
+      security: [{session: []}]
+      responses:
+        '200':
+          description: The VMs the user gets, with resolved versions and policies.
+          content:
+            application/json:
+              schema: {type: array, items: {type: object}}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
+  /api/v1/devices/{id}/commands:
+    parameters:
+      - {name: id, in: path, required: true, schema: {type: string}}
+    get:
+      operationId: deviceCommands
+      security: [{session: []}]
+      responses:
+        '200':
+          description: The device's commands, newest first.
+          content:
+            application/json:
+              schema: {type: array, items: {$ref: '#/components/schemas/Command'}}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
+    post:
+      operationId: issueCommand
+      security: [{session: []}]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {type: object, required: [kind], properties: {kind: {type: string, enum: [lock, unlock, wipe, restartVM, resetPersonalVM, collectDiagnostics]}, vm: {type: string}}}
+      responses:
+        '201':
+          description: The command, pending or awaiting a second admin's approval (wipe).
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Command'}
+        '400': {$ref: '#/components/responses/Error'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
+        '409': {$ref: '#/components/responses/Error'}
+  /api/v1/commands:
+    get:
+      operationId: listCommands
+      security: [{session: []}]
+      responses:
+        '200':
+          description: Recent commands, newest first.
+          content:
+            application/json:
+              schema: {type: array, items: {$ref: '#/components/schemas/Command'}}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+  /api/v1/commands/{id}/approve:
+    parameters:
+      - {name: id, in: path, required: true, schema: {type: string}}
+    post:
+      operationId: approveCommand
+      security: [{session: []}]
+      responses:
+        '200':
+          description: The wipe, approved by a second admin.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Command'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
+        '409': {$ref: '#/components/responses/Error'}
+  /api/v1/commands/{id}/cancel:
+    parameters:
+      - {name: id, in: path, required: true, schema: {type: string}}
+    post:
+      operationId: cancelCommand
+      security: [{session: []}]
+      responses:
+        '200':
+          description: The command, cancelled.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Command'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
+        '409': {$ref: '#/components/responses/Error'}
+  /api/v1/settings:
+    get:
+      operationId: getSettings
+      security: [{session: []}]
+      responses:
+        '200':
+          description: Center-wide settings.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Settings'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+    put:
+      operationId: setSettings
+      security: [{session: []}]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/Settings'}
+      responses:
+        '200':
+          description: The settings, changed.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Settings'}
+        '400': {$ref: '#/components/responses/Error'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+  /api/v1/device/commands/{id}:
+    parameters:
+      - {name: id, in: path, required: true, schema: {type: string}}
+    post:
+      operationId: reportCommand
+      security: [{device: []}]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {type: object, required: [state], properties: {state: {type: string, enum: [acknowledged, completed, failed]}, result: {type: string}}}
+      responses:
+        '200':
+          description: The command with the device's report.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Command'}
+        '400': {$ref: '#/components/responses/Error'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
+        '409': {$ref: '#/components/responses/Error'}
 """#
 }

@@ -133,7 +133,8 @@ extension Center {
                 return (issued.serial, issued.publicKeySHA256, try issued.certificate.serializeAsPEM().pemString)
             }
             center.logger.info("device enrolled", metadata: ["device": "\(device.id)", "name": "\(device.name)"])
-            return try JSONBody.response(EnrollResponse(deviceID: device.id, certificate: certificate, caCertificate: ca.pem, userID: device.userID),
+            return try JSONBody.response(EnrollResponse(deviceID: device.id, certificate: certificate, caCertificate: ca.pem, userID: device.userID,
+                                                        leaseKey: center.leaseSigner.publicKey),
                                          status: .created)
         },
         Route(method: .get, path: "/api/v1/devices", access: .admin(.read)) { _, _, center in
@@ -170,11 +171,16 @@ extension Center {
         Route(method: .post, path: "/api/v1/device/checkin", access: .device) { request, context, center in
             let status = try await JSONBody.decode(DeviceStatus.self, from: request, context: context)
             let device = try await center.authenticatedDevice(context)
-            try await center.store.checkIn(device: device, status: status, address: context.address)
-            return try JSONBody.response(CheckInResponse(deviceID: device.id, userID: device.userID, serverTime: center.store.now(),
-                                                         checkInInterval: center.checkInInterval))
+            return try JSONBody.response(try await center.store.checkIn(device: device, status: status, address: context.address,
+                                                                        leaseSigner: center.leaseSigner))
         },
-    ]
+        Route(method: .post, path: "/api/v1/device/commands/{id}", access: .device) { request, context, center in
+            let report = try await JSONBody.decode(CommandReport.self, from: request, context: context)
+            let device = try await center.authenticatedDevice(context)
+            return try JSONBody.response(try await center.store.reportCommand(id: try context.parameters.require("id"), device: device,
+                                                                              report: report, address: context.address))
+        },
+    ] + desktopRoutes + commandRoutes
 }
 
 /// JSON in and out, with errors that name the field at fault.

@@ -78,6 +78,42 @@ enum Migrations {
             }
             return statements
         },
+        Migration(number: 2, name: "images, channels, VM definitions, assignments, policies, commands, settings") { _ in
+            [
+                "CREATE TABLE images (name TEXT PRIMARY KEY, created BIGINT NOT NULL)",
+                """
+                CREATE TABLE image_versions (
+                    image TEXT NOT NULL REFERENCES images(name) ON DELETE CASCADE, version TEXT NOT NULL,
+                    notes TEXT NOT NULL, published BIGINT NOT NULL, PRIMARY KEY (image, version))
+                """,
+                """
+                CREATE TABLE image_channels (
+                    image TEXT NOT NULL REFERENCES images(name) ON DELETE CASCADE, channel TEXT NOT NULL,
+                    version TEXT NOT NULL, changed BIGINT NOT NULL, PRIMARY KEY (image, channel))
+                """,
+                """
+                CREATE TABLE vm_definitions (
+                    name TEXT PRIMARY KEY, role TEXT NOT NULL, image TEXT NOT NULL REFERENCES images(name),
+                    channel TEXT NOT NULL, cpus INTEGER NOT NULL, memory_mib INTEGER NOT NULL,
+                    local_disk_bytes BIGINT NOT NULL, user_disk_bytes BIGINT NOT NULL, network TEXT NOT NULL,
+                    backed_up TEXT NOT NULL, created BIGINT NOT NULL)
+                """,
+                """
+                CREATE TABLE assignments (
+                    vm TEXT NOT NULL REFERENCES vm_definitions(name) ON DELETE CASCADE,
+                    kind TEXT NOT NULL, target TEXT NOT NULL, PRIMARY KEY (vm, kind, target))
+                """,
+                "CREATE TABLE policies (scope TEXT PRIMARY KEY, body TEXT NOT NULL, changed BIGINT NOT NULL)",
+                """
+                CREATE TABLE commands (
+                    id TEXT PRIMARY KEY, device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+                    kind TEXT NOT NULL, vm TEXT, state TEXT NOT NULL, created_by TEXT NOT NULL, created BIGINT NOT NULL,
+                    approved_by TEXT, delivered BIGINT, acknowledged BIGINT, finished BIGINT, result TEXT)
+                """,
+                "CREATE INDEX commands_device ON commands(device_id, state)",
+                "CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            ]
+        },
     ]
 
     /// Applies every migration not yet applied; several Centers starting at once apply each once.

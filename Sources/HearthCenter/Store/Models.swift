@@ -6,29 +6,36 @@ public enum AdminRole: String, Codable, Sendable, CaseIterable {
     case owner, `operator`, helpdesk, auditor
 
     public func may(_ permission: Permission) -> Bool {
-        switch (self, permission) {
-        case (.owner, _): return true
-        case (_, .read): return true
-        case (.operator, .manageDirectory), (.operator, .enrollDevices), (.operator, .retireDevices), (.operator, .readAudit):
-            return true
-        case (.helpdesk, .enrollDevices): return true
-        case (.auditor, .readAudit): return true
-        default: return false
+        switch self {
+        case .owner: return true
+        case .operator: return permission != .manageAdmins && permission != .manageSettings
+        case .helpdesk: return [.read, .enrollDevices, .commandDevices].contains(permission)
+        case .auditor: return [.read, .readAudit].contains(permission)
         }
     }
 }
 
 public enum Permission: String, Sendable, CaseIterable {
-    /// Read the fleet, users, groups and tokens.
+    /// Read the fleet, users, groups, images, VM definitions, policies, tokens and commands.
     case read
     /// Create and disable admins.
     case manageAdmins
+    /// Change Center-wide settings (whether a wipe needs a second admin).
+    case manageSettings
     /// Create, change and delete users and groups.
     case manageDirectory
     /// Create enrollment tokens.
     case enrollDevices
     /// Retire devices (their certificates stop working).
     case retireDevices
+    /// Images, their versions and channels.
+    case manageImages
+    /// VM definitions, their assignments, and policies.
+    case manageDesktops
+    /// Lock, unlock, restart a VM, reset the personal VM, collect diagnostics; cancel commands.
+    case commandDevices
+    /// Issue and approve wipes.
+    case wipe
     /// Read the audit log.
     case readAudit
 }

@@ -307,14 +307,6 @@ public struct Store: Sendable {
         return try row.map(Self.device)
     }
 
-    public func checkIn(device: Device, status: DeviceStatus, address: String) async throws {
-        let json = String(decoding: try JSONEncoder().encode(status), as: UTF8.self)
-        let now = seconds
-        try await database.read { db in
-            try await db.raw("UPDATE devices SET last_checkin = \(bind: now), last_address = \(bind: address), status = \(bind: json) WHERE id = \(bind: device.id)").run()
-        }
-    }
-
     public func retire(deviceID: String, by actor: Actor) async throws -> Device {
         let device = try await device(id: deviceID)
         guard device.retired == nil else { return device }

@@ -1,0 +1,193 @@
+import Foundation
+import HearthCore
+import SQLKit
+
+/// A command with its whole history, as admins see it.
+public struct CommandRecord: Codable, Sendable, Equatable {
+    public var id: String
+    public var deviceID: String
+    public var kind: DeviceCommand.Kind
+    public var vm: String?
+    public var state: DeviceCommand.State
+    public var createdBy: String
+    public var created: Date
+    public var approvedBy: String?
+    public var delivered: Date?
+    public var acknowledged: Date?
+    public var finished: Date?
+    public var result: String?
+}
+
+/// Center-wide settings an owner changes.
+public struct CenterSettings: Codable, Sendable, Equatable {
+    /// A wipe waits for a second admin's approval (on unless turned off).
+    public var wipeNeedsApproval: Bool = true
+}
+
+extension Store {
+    // MARK: Settings
+
+    public func settings() async throws -> CenterSettings {
+        try await database.read { db in
+            var settings = CenterSettings()
+            if let value = try await db.raw("SELECT value FROM settings WHERE name = 'wipeNeedsApproval'").first()?.decode(column: "value", as: String.self) {
+                settings.wipeNeedsApproval = value != "false"
+            }
+            return settings
+        }
+    }
+
+    public func setSettings(_ settings: CenterSettings, by actor: Actor) async throws {
+        let before = try await self.settings()
+        try await database.transaction { db in
+            try await db.raw("DELETE FROM settings WHERE name = 'wipeNeedsApproval'").run()
+            try await db.raw("INSERT INTO settings (name, value) VALUES ('wipeNeedsApproval', \(bind: settings.wipeNeedsApproval ? "true" : "false"))").run()
+            try await Self.audit(db, at: seconds, actor, "settings.set", "center", before: before, after: settings)
+        }
+    }
+
+    // MARK: Commands
+
+    /// Queues a command for a device; a wipe waits for approval when the settings say so.
+    public func issueCommand(device deviceID: String, kind: DeviceCommand.Kind, vm: String?, by actor: Actor) async throws -> CommandRecord {
+        let device = try await device(id: deviceID)
+        guard device.retired == nil else { throw APIError.conflict("device \(deviceID) is retired; it takes no more commands") }
+        if kind == .restartVM, vm == nil { throw APIError.badRequest("restartVM needs the VM's name (vm)") }
+        if let vm { try Validate.name(vm, what: "a VM name") }
+        let approval = try await settings().wipeNeedsApproval
+        let state: DeviceCommand.State = kind == .wipe && approval ? .awaitingApproval : .pending
+        let record = CommandRecord(id: UUID().uuidString.lowercased(), deviceID: deviceID, kind: kind, vm: vm, state: state,
+                                   createdBy: actor.name, created: Self.date(seconds))
+        try await database.transaction { db in
+            try await db.raw("""
+                INSERT INTO commands (id, device_id, kind, vm, state, created_by, created)
+                VALUES (\(bind: record.id), \(bind: deviceID), \(bind: kind.rawValue), \(bind: vm), \(bind: state.rawValue), \(bind: actor.name), \(bind: seconds))
+                """).run()
+            try await Self.audit(db, at: seconds, actor, "command.issue", "device:\(deviceID)", before: nil,
+                                 after: ["command": record.id, "kind": kind.rawValue, "state": state.rawValue])
+        }
+        return record
+    }
+
+    /// A second admin approves a wipe; the admin who issued it cannot.
+    public func approveCommand(id: String, by actor: Actor) async throws -> CommandRecord {
+        let command = try await command(id: id)
+        guard command.state == .awaitingApproval else {
+            throw APIError.conflict("command \(id) is \(command.state.rawValue), not awaiting approval")
+        }
+        guard command.createdBy != actor.name else {
+            throw APIError.forbidden("a wipe needs a second admin: \(actor.name) issued it and cannot approve it too")
+        }
+        try await database.transaction { db in
+            try await db.raw("UPDATE commands SET state = 'pending', approved_by = \(bind: actor.name) WHERE id = \(bind: id) AND state = 'awaitingApproval'").run()
+            try await Self.audit(db, at: seconds, actor, "command.approve", "device:\(command.deviceID)", before: ["state": command.state.rawValue],
+                                 after: ["command": id, "kind": command.kind.rawValue, "state": "pending"])
+        }
+        return try await self.command(id: id)
+    }
+
+    /// Cancels a command the device has not acknowledged yet.
+    public func cancelCommand(id: String, by actor: Actor) async throws -> CommandRecord {
+        let command = try await command(id: id)
+        guard [.awaitingApproval, .pending, .delivered].contains(command.state) else {
+            throw APIError.conflict("command \(id) is already \(command.state.rawValue) and cannot be cancelled")
+        }
+        try await database.transaction { db in
+            try await db.raw("UPDATE commands SET state = 'cancelled', finished = \(bind: seconds) WHERE id = \(bind: id)").run()
+            try await Self.audit(db, at: seconds, actor, "command.cancel", "device:\(command.deviceID)", before: ["state": command.state.rawValue],
+                                 after: ["command": id, "state": "cancelled"])
+        }
+        return try await self.command(id: id)
+    }
+
+    /// Commands for a device to carry out now: pending ones become delivered; delivered ones not
+    /// yet acknowledged are delivered again (a lost answer does not lose the command).
+    func deliverCommands(to deviceID: String, db: any SQLDatabase, now: Int64) async throws -> [DeviceCommand] {
+        let rows = try await db.raw("""
+            SELECT * FROM commands WHERE device_id = \(bind: deviceID) AND state IN ('pending', 'delivered') ORDER BY created, id
+            """).all()
+        let commands = try rows.map(Self.command)
+        if commands.contains(where: { $0.state == .pending }) {
+            try await db.raw("UPDATE commands SET state = 'delivered', delivered = \(bind: now) WHERE device_id = \(bind: deviceID) AND state = 'pending'").run()
+        }
+        return commands.map { DeviceCommand(id: $0.id, kind: $0.kind, vm: $0.vm, issued: $0.created) }
+    }
+
+    /// The device reports on a command. Reports are idempotent: the same report twice changes
+    /// nothing; a report for a finished command is refused.
+    public func reportCommand(id: String, device: Device, report: CommandReport, address: String) async throws -> CommandRecord {
+        let command = try await command(id: id)
+        guard command.deviceID == device.id else { throw APIError.notFound("no command \(id) for this device") }
+        guard [.acknowledged, .completed, .failed].contains(report.state) else {
+            throw APIError.badRequest("a device reports acknowledged, completed or failed, not \(report.state.rawValue)")
+        }
+        if command.state == report.state { return command }
+        let order: [DeviceCommand.State] = [.delivered, .acknowledged, .completed]
+        switch command.state {
+        case .completed, .failed, .cancelled:
+            throw APIError.conflict("command \(id) is already \(command.state.rawValue)")
+        case .awaitingApproval, .pending:
+            throw APIError.conflict("command \(id) was not delivered yet")
+        case .delivered, .acknowledged:
+            if report.state == .acknowledged, (order.firstIndex(of: command.state) ?? 0) >= 1 { return command }
+        }
+        if let result = report.result, result.utf8.count > 65536 { throw APIError.badRequest("a result is at most 64 KiB") }
+        let column = report.state == .acknowledged ? "acknowledged" : "finished"
+        try await database.transaction { db in
+            try await db.raw("UPDATE commands SET state = \(bind: report.state.rawValue), \(unsafeRaw: column) = \(bind: seconds), result = COALESCE(\(bind: report.result), result) WHERE id = \(bind: id)").run()
+            try await Self.audit(db, at: seconds, .device(device.id, address: address), "command.\(report.state.rawValue)", "device:\(device.id)",
+                                 before: ["state": command.state.rawValue],
+                                 after: ["command": id, "kind": command.kind.rawValue, "state": report.state.rawValue, "result": report.result ?? ""])
+        }
+        return try await self.command(id: id)
+    }
+
+    public func commands(device deviceID: String?) async throws -> [CommandRecord] {
+        try await database.read { db in
+            if let deviceID {
+                return try await db.raw("SELECT * FROM commands WHERE device_id = \(bind: deviceID) ORDER BY created DESC, id").all().map(Self.command)
+            }
+            return try await db.raw("SELECT * FROM commands ORDER BY created DESC, id LIMIT 500").all().map(Self.command)
+        }
+    }
+
+    public func command(id: String) async throws -> CommandRecord {
+        let row = try await database.read { db in try await db.raw("SELECT * FROM commands WHERE id = \(bind: id)").first() }
+        guard let row else { throw APIError.notFound("no command \(id)") }
+        return try Self.command(row)
+    }
+
+    static func command(_ row: any SQLRow) throws -> CommandRecord {
+        CommandRecord(id: try row.decode(column: "id", as: String.self), deviceID: try row.decode(column: "device_id", as: String.self),
+                      kind: DeviceCommand.Kind(rawValue: try row.decode(column: "kind", as: String.self)) ?? .lock,
+                      vm: try row.decode(column: "vm", as: String?.self),
+                      state: DeviceCommand.State(rawValue: try row.decode(column: "state", as: String.self)) ?? .failed,
+                      createdBy: try row.decode(column: "created_by", as: String.self), created: date(try row.decode(column: "created", as: Int64.self)),
+                      approvedBy: try row.decode(column: "approved_by", as: String?.self),
+                      delivered: try row.decode(column: "delivered", as: Int64?.self).map(date),
+                      acknowledged: try row.decode(column: "acknowledged", as: Int64?.self).map(date),
+                      finished: try row.decode(column: "finished", as: Int64?.self).map(date),
+                      result: try row.decode(column: "result", as: String?.self))
+    }
+
+    // MARK: Check-in
+
+    /// Records a device's status and answers with its desired state, delivering its commands in
+    /// the same transaction.
+    public func checkIn(device: Device, status: DeviceStatus, address: String, leaseSigner: LeaseSigner) async throws -> CheckInResponse {
+        let vms = try await desiredVMs(forUser: device.userID)
+        let json = String(decoding: try JSONEncoder().encode(status), as: UTF8.self)
+        let now = seconds
+        let commands = try await database.transaction { db in
+            try await db.raw("UPDATE devices SET last_checkin = \(bind: now), last_address = \(bind: address), status = \(bind: json) WHERE id = \(bind: device.id)").run()
+            return try await deliverCommands(to: device.id, db: db, now: now)
+        }
+        // The lease and the interval follow the strictest of the device's VMs.
+        let leaseDays = vms.filter { $0.definition.role == .work }.map(\.policy.leaseDays).min() ?? EffectivePolicy.defaults.leaseDays
+        let interval = vms.map(\.policy.checkInIntervalSeconds).min() ?? EffectivePolicy.defaults.checkInIntervalSeconds
+        let issued = Self.date(now)
+        let lease = try leaseSigner.sign(Lease.Terms(deviceID: device.id, issued: issued, expires: issued.addingTimeInterval(TimeInterval(leaseDays) * 86400)))
+        return CheckInResponse(deviceID: device.id, userID: device.userID, serverTime: issued, checkInInterval: interval,
+                               vms: vms, lease: lease, commands: commands)
+    }
+}
