@@ -9,7 +9,7 @@ public struct Hearth: AsyncParsableCommand {
         abstract: "Hearth: work and personal desktops as virtual machines, managed from a Center.",
         discussion: "Logs go to standard error at the level HEARTH_LOG_LEVEL names (trace … critical; default warning).",
         version: "0.1.0",
-        subcommands: [DemoCommand.self, DiskCommand.self, ImageCommand.self, EngineCommand.self, VMCommand.self, CenterCommand.self, GuestKitCommand.self]
+        subcommands: [DemoCommand.self, DiskCommand.self, ImageCommand.self, EngineCommand.self, VMCommand.self, CenterCommand.self, AdminCommand.self, GuestKitCommand.self]
     )
 
     public init() {}
