@@ -151,8 +151,10 @@ public final class Center: Sendable {
     }
 
     private func makeServiceGroup(signals: [UnixSignal], onListening: @escaping @Sendable (Int) async -> Void) throws -> ServiceGroup {
+        _ = CenterMetrics.registry
         let router = Router(context: CenterContext.self)
         router.add(middleware: ErrorMiddleware(logger: logger))
+        router.add(middleware: MetricsMiddleware())
         for route in Self.routes {
             let path = RouterPath(route.path.replacingOccurrences(of: "{", with: ":").replacingOccurrences(of: "}", with: ""))
             router.on(path, method: route.method) { request, context in

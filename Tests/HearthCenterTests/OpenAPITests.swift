@@ -51,6 +51,11 @@ import Testing
             #expect(String(decoding: answer.body, as: UTF8.self) == OpenAPIDocument.text)
             let health = try await harness.call(.GET, "/health")
             #expect(health.status == 200 && health.object["status"] as? String == "ok")
+            // A failed login shows in the metrics, beside Hummingbird's request counters.
+            _ = try await harness.call(.POST, "/api/v1/session", json: ["username": "owner", "password": "not the password"])
+            let metrics = String(decoding: try await harness.call(.GET, "/metrics").body, as: UTF8.self)
+            #expect(metrics.contains("hearth_center_failed_logins_total"))
+            #expect(metrics.contains("hb_requests"))
         }
     }
 }

@@ -221,6 +221,15 @@ paths:
                   status: {type: string}
                   database: {type: string}
         '503': {$ref: '#/components/responses/Error'}
+  /metrics:
+    get:
+      operationId: metrics
+      security: []
+      responses:
+        '200':
+          description: Request counts and durations, check-ins, enrollments and failed logins, in Prometheus' text format.
+          content:
+            text/plain: {}
   /openapi.yaml:
     get:
       operationId: openapi

@@ -33,6 +33,10 @@ extension Center {
         Route(method: .get, path: "/health", access: .open) { _, _, center in
             try await center.health()
         },
+        Route(method: .get, path: "/metrics", access: .open) { _, _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                     body: .init(byteBuffer: ByteBuffer(string: CenterMetrics.text())))
+        },
         Route(method: .get, path: "/openapi.yaml", access: .open) { _, _, _ in
             Response(status: .ok, headers: [.contentType: "application/yaml; charset=utf-8"],
                      body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.text)))
@@ -42,6 +46,7 @@ extension Center {
             let login = try await JSONBody.decode(Login.self, from: request, context: context)
             guard let admin = try await center.store.authenticate(username: login.username, password: login.password) else {
                 center.logger.notice("admin login refused", metadata: ["address": "\(context.address)"])
+                CenterMetrics.failedLogins.increment()
                 throw APIError.unauthorized("wrong username or password")
             }
             let session = try await center.store.createSession(for: admin, address: context.address)
@@ -133,6 +138,7 @@ extension Center {
                 return (issued.serial, issued.publicKeySHA256, try issued.certificate.serializeAsPEM().pemString)
             }
             center.logger.info("device enrolled", metadata: ["device": "\(device.id)", "name": "\(device.name)"])
+            CenterMetrics.enrollments.increment()
             return try JSONBody.response(EnrollResponse(deviceID: device.id, certificate: certificate, caCertificate: ca.pem, userID: device.userID,
                                                         leaseKey: center.leaseSigner.publicKey),
                                          status: .created)
@@ -171,6 +177,7 @@ extension Center {
         Route(method: .post, path: "/api/v1/device/checkin", access: .device) { request, context, center in
             let status = try await JSONBody.decode(DeviceStatus.self, from: request, context: context)
             let device = try await center.authenticatedDevice(context)
+            CenterMetrics.checkIns.increment()
             return try JSONBody.response(try await center.store.checkIn(device: device, status: status, address: context.address,
                                                                         leaseSigner: center.leaseSigner))
         },
