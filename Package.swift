@@ -125,6 +125,22 @@ let package = Package(
         .executableTarget(name: "hearth", dependencies: ["HearthCLI"]),
         // Benchmarks: programs that print Hearth's figure beside a peer's (docs/PERFORMANCE.md).
         .executableTarget(name: "disk-convert-bench", dependencies: ["VirtualDisk"], path: "Benchmarks/DiskConvert"),
+        .executableTarget(
+            name: "center-checkin-bench",
+            dependencies: [
+                "HearthCenter",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/CenterCheckIn",
+            exclude: ["run.sh"]
+        ),
         .executableTarget(name: "engine-start-bench", dependencies: ["HearthEngine", "HearthCore", "GuestKit", "QMP", "VirtualDisk"], path: "Benchmarks/EngineStart"),
         .testTarget(
             name: "QMPTests",

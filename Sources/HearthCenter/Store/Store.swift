@@ -155,10 +155,18 @@ public struct Store: Sendable {
         }
     }
 
+    /// One user, by id or username, with the names of its groups.
     public func user(id: String) async throws -> User {
-        guard let user = try await users().first(where: { $0.id == id || $0.username == id }) else {
-            throw APIError.notFound("no user \(id)")
+        let user = try await database.read { db -> User? in
+            guard let row = try await db.raw("SELECT * FROM users WHERE id = \(bind: id) OR username = \(bind: id)").first() else { return nil }
+            var user = try Self.user(row)
+            user.groups = try await db.raw("""
+                SELECT user_groups.name AS g FROM group_members JOIN user_groups ON user_groups.id = group_members.group_id
+                WHERE group_members.user_id = \(bind: user.id) ORDER BY user_groups.name
+                """).all().map { try $0.decode(column: "g", as: String.self) }
+            return user
         }
+        guard let user else { throw APIError.notFound("no user \(id)") }
         return user
     }
 
