@@ -114,6 +114,12 @@ enum Migrations {
                 "CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
             ]
         },
+        Migration(number: 3, name: "catalog version, for caching what check-ins read") { _ in
+            [
+                "CREATE TABLE catalog_version (id INTEGER PRIMARY KEY, version BIGINT NOT NULL)",
+                "INSERT INTO catalog_version (id, version) VALUES (1, 0)",
+            ]
+        },
     ]
 
     /// Applies every migration not yet applied; several Centers starting at once apply each once.

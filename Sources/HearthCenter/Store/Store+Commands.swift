@@ -178,9 +178,22 @@ extension Store {
         let vms = try await desiredVMs(forUser: device.userID)
         let json = String(decoding: try JSONEncoder().encode(status), as: UTF8.self)
         let now = seconds
-        let commands = try await database.transaction { db in
+        let update: @Sendable (any SQLDatabase) async throws -> Void = { db in
             try await db.raw("UPDATE devices SET last_checkin = \(bind: now), last_address = \(bind: address), status = \(bind: json) WHERE id = \(bind: device.id)").run()
-            return try await deliverCommands(to: device.id, db: db, now: now)
+        }
+        // Most check-ins find no command: one UPDATE then, and a transaction only to deliver some.
+        let waiting = try await database.read { db in
+            try await db.raw("SELECT id FROM commands WHERE device_id = \(bind: device.id) AND state IN ('pending', 'delivered') LIMIT 1").first() != nil
+        }
+        let commands: [DeviceCommand]
+        if waiting {
+            commands = try await database.transaction { db in
+                try await update(db)
+                return try await deliverCommands(to: device.id, db: db, now: now)
+            }
+        } else {
+            try await database.read(update)
+            commands = []
         }
         // The lease and the interval follow the strictest of the device's VMs.
         let leaseDays = vms.filter { $0.definition.role == .work }.map(\.policy.leaseDays).min() ?? EffectivePolicy.defaults.leaseDays

@@ -1,5 +1,6 @@
 import Foundation
 import HearthCore
+import NIOConcurrencyHelpers
 import SQLKit
 
 public struct ImageVersionRecord: Codable, Sendable, Equatable {
@@ -241,14 +242,12 @@ extension Store {
     public func desiredVMs(forUser userID: String?) async throws -> [AssignedVM] {
         guard let userID else { return [] }
         let user = try await user(id: userID)
-        let definitions = try await vmDefinitions()
-        let images = try await images()
-        let policies = try await policies()
-        let groupPolicies = user.groups.compactMap { policies["group:\($0)"] }
+        let catalog = try await catalog()
+        let groupPolicies = user.groups.compactMap { catalog.policies["group:\($0)"] }
         var result: [AssignedVM] = []
-        for record in definitions where record.users.contains(user.username) || !Set(record.groups).isDisjoint(with: user.groups) {
+        for record in catalog.definitions where record.users.contains(user.username) || !Set(record.groups).isDisjoint(with: user.groups) {
             // A channel with no version yet: the VM waits for one.
-            guard let version = images.first(where: { $0.name == record.image })?.channels[record.channel] else { continue }
+            guard let version = catalog.images.first(where: { $0.name == record.image })?.channels[record.channel] else { continue }
             let policy = EffectivePolicy.resolve(groups: groupPolicies, vm: record.policy)
             let network = record.network.rank <= policy.network.rank ? record.network : policy.network
             let definition = VMDefinition(name: record.name, role: record.role, image: ImageReference(name: record.image, version: version),
@@ -257,5 +256,36 @@ extension Store {
             result.append(AssignedVM(definition: definition, channel: record.channel, policy: policy, backedUpDisks: record.backedUpDisks))
         }
         return result
+    }
+
+    /// Definitions, images and policies, from the cache while the catalog version is unchanged:
+    /// one query per check-in instead of seven, and right across several Centers on one database.
+    func catalog() async throws -> Catalog {
+        let version = try await database.read { db in
+            try await db.raw("SELECT version FROM catalog_version WHERE id = 1").first()?.decode(column: "version", as: Int64.self) ?? -1
+        }
+        if let cached = catalogCache.get(version: version) { return cached }
+        let catalog = Catalog(version: version, definitions: try await vmDefinitions(), images: try await images(), policies: try await policies())
+        catalogCache.set(catalog)
+        return catalog
+    }
+}
+
+struct Catalog: Sendable {
+    let version: Int64
+    let definitions: [VMDefinitionRecord]
+    let images: [ImageRecord]
+    let policies: [String: Policy]
+}
+
+final class CatalogCache: Sendable {
+    private let value = NIOLockedValueBox<Catalog?>(nil)
+
+    func get(version: Int64) -> Catalog? {
+        value.withLockedValue { $0?.version == version ? $0 : nil }
+    }
+
+    func set(_ catalog: Catalog) {
+        value.withLockedValue { $0 = catalog }
     }
 }

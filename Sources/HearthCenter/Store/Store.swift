@@ -23,6 +23,8 @@ public struct Store: Sendable {
     public let now: @Sendable () -> Date
     /// bcrypt's cost for admin passwords.
     let passwordCost: UInt8
+    /// What check-ins read, kept while the catalog version stays the same.
+    let catalogCache = CatalogCache()
 
     public static let sessionLifetime: TimeInterval = 12 * 3600
 
@@ -362,6 +364,11 @@ public struct Store: Sendable {
         encoder.dateEncodingStrategy = .iso8601
         let beforeJSON = try before.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
         let afterJSON = try after.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
+        // Images, VM definitions, assignments and policies are what every check-in reads; a change
+        // to any of them (each is audited, here) moves the catalog version so caches reload.
+        if ["image.", "vm.", "policy."].contains(where: action.hasPrefix) {
+            try await db.raw("UPDATE catalog_version SET version = version + 1 WHERE id = 1").run()
+        }
         try await db.raw("""
             INSERT INTO audit (at, actor, action, target, address, before_state, after_state)
             VALUES (\(bind: at), \(bind: actor.name), \(bind: action), \(bind: target), \(bind: actor.address), \(bind: beforeJSON), \(bind: afterJSON))
