@@ -24,6 +24,9 @@ public struct CenterConfiguration: Sendable {
     public var keyFile: URL?
     /// Extra names (DNS or IP) the Center's own server certificate is valid for.
     public var serverNames: [String] = []
+    /// The image repository the Center serves at `/repository/` (default `DATA/repository`):
+    /// publish into it with `hearth image publish --repo`.
+    public var repositoryDirectory: URL?
     /// bcrypt cost for admin passwords (lower only in tests).
     public var passwordCost: UInt8 = 12
     public var now: @Sendable () -> Date = { Date() }
@@ -155,6 +158,8 @@ public final class Center: Sendable {
         let router = Router(context: CenterContext.self)
         router.add(middleware: ErrorMiddleware(logger: logger))
         router.add(middleware: MetricsMiddleware())
+        let repository = configuration.repositoryDirectory ?? configuration.dataDirectory.appendingPathComponent("repository")
+        router.add(middleware: RepositoryMiddleware(center: self, files: FileMiddleware(repository.path, urlBasePath: "/repository", logger: logger)))
         for route in Self.routes {
             let path = RouterPath(route.path.replacingOccurrences(of: "{", with: ":").replacingOccurrences(of: "}", with: ""))
             router.on(path, method: route.method) { request, context in
@@ -223,6 +228,32 @@ public final class Center: Sendable {
         } catch {
             return try JSONBody.response(Health(status: "unavailable", database: store.database.kind.rawValue,
                                                 detail: "the database does not answer"), status: .serviceUnavailable)
+        }
+    }
+}
+
+/// Serves the image repository at `/repository/…` to enrolled devices (their client certificate)
+/// and to admins (a session token), with Range requests, from the repository folder. The data is
+/// verified by its signed metadata on the client; access is limited because a gold image is the
+/// organisation's own.
+struct RepositoryMiddleware: RouterMiddleware {
+    typealias Context = CenterContext
+    let center: Center
+    let files: FileMiddleware<CenterContext, LocalFileSystem>
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard request.uri.path.hasPrefix("/repository/") else { return try await next(request, context) }
+        guard request.method == .get || request.method == .head else {
+            throw APIError(.methodNotAllowed, "method_not_allowed", "the repository is read-only over HTTP; publish with hearth image publish")
+        }
+        if request.headers[.authorization] != nil {
+            var context = context
+            try await center.authorize(.admin(.read), request: request, context: &context)
+        } else {
+            _ = try await center.authenticatedDevice(context)
+        }
+        return try await files.handle(request, context: context) { _, _ in
+            throw APIError.notFound("\(request.uri.path) is not in the repository")
         }
     }
 }

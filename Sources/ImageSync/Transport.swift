@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import NIOSSL
 import NIOHTTP1
 
 /// Where a client reads a repository from. Everything it returns is untrusted until checked
@@ -101,10 +102,13 @@ public final class HTTPTransport: RepositoryTransport {
     let client: HTTPClient
     let limits: TransferLimits
 
-    public init(baseURL: String, limits: TransferLimits = TransferLimits()) {
+    /// `tls` replaces the system's trust roots (a Center's own CA) and may carry a client
+    /// certificate (an enrolled device's).
+    public init(baseURL: String, limits: TransferLimits = TransferLimits(), tls: TLSConfiguration? = nil) {
         base = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.limits = limits
         var configuration = HTTPClient.Configuration()
+        if let tls { configuration.tlsConfiguration = tls }
         configuration.timeout = .init(connect: .seconds(15), read: .milliseconds(Int64(limits.readTimeout * 1000)))
         configuration.redirectConfiguration = .follow(max: 5, allowCycles: false)
         configuration.decompression = .disabled

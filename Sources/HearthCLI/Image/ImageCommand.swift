@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ImageSync
+import NIOSSL
 
 /// `hearth image …`: signed gold image versions, published once and pulled by delta.
 struct ImageCommand: AsyncParsableCommand {
@@ -31,6 +32,32 @@ struct RepositoryClientOptions: ParsableArguments {
     @Option(help: "Cap the download rate, e.g. 2M for 2 MiB per second.")
     var limitRate: ByteSize?
 
+    @Option(help: "For https:// repositories: trust this CA certificate (PEM, e.g. a Center's ca.pem) instead of the system's.")
+    var ca: String?
+
+    @Option(help: "For https:// repositories that want one (the Center): a client certificate, PEM (needs --key).")
+    var cert: String?
+
+    @Option(help: "The PEM private key of --cert.")
+    var key: String?
+
+    /// The TLS settings --ca, --cert and --key ask for, or nil for the system's defaults.
+    func tls() throws -> TLSConfiguration? {
+        guard ca != nil || cert != nil else { return nil }
+        if (cert == nil) != (key == nil) { throw ValidationError("--cert and --key go together") }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        do {
+            if let ca { tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca)) }
+            if let cert, let key {
+                tls.certificateChain = try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) }
+                tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
+            }
+        } catch {
+            throw ValidationError("cannot read the TLS files (--ca, --cert, --key): \(error)")
+        }
+        return tls
+    }
+
     func transport() throws -> any RepositoryTransport {
         var limits = TransferLimits()
         limits.minimumBytesPerSecond = minRate
@@ -38,7 +65,7 @@ struct RepositoryClientOptions: ParsableArguments {
         limits.readTimeout = patience
         limits.bandwidthLimit = limitRate.map { Double($0.bytes) }
         if repo.hasPrefix("http://") || repo.hasPrefix("https://") {
-            return HTTPTransport(baseURL: repo, limits: limits)
+            return HTTPTransport(baseURL: repo, limits: limits, tls: try tls())
         }
         if repo.hasPrefix("oci://") || repo.hasPrefix("oci+http://") {
             return try OCITransport(url: repo, limits: limits)

@@ -230,6 +230,25 @@ paths:
           description: Request counts and durations, check-ins, enrollments and failed logins, in Prometheus' text format.
           content:
             text/plain: {}
+  /repository/{path}:
+    parameters:
+      - {name: path, in: path, required: true, schema: {type: string}, description: 'A file of the image repository: metadata/…, indexes/…, packs/… (docs/IMAGES.md).'}
+    get:
+      operationId: repositoryFile
+      security: [{device: []}, {session: []}]
+      description: Byte ranges (Range) are answered with 206. Clients trust nothing here until its signed metadata says so.
+      responses:
+        '200':
+          description: The file.
+          content:
+            application/octet-stream: {}
+        '206':
+          description: The range asked for.
+          content:
+            application/octet-stream: {}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
   /openapi.yaml:
     get:
       operationId: openapi
