@@ -52,6 +52,7 @@ public final class Center: Sendable {
     public let ca: CertificateAuthority
     public let leaseSigner: LeaseSigner
     public let logger: Logger
+    let loginThrottle = LoginThrottle()
     let configuration: CenterConfiguration
     private let tls: TLSConfiguration
 
@@ -163,6 +164,10 @@ public final class Center: Sendable {
         for route in Self.routes {
             let path = RouterPath(route.path.replacingOccurrences(of: "{", with: ":").replacingOccurrences(of: "}", with: ""))
             router.on(path, method: route.method) { request, context in
+                // NUL cannot be stored as text (PostgreSQL refuses it): refused here, for every route.
+                if request.uri.description.range(of: "%00", options: .caseInsensitive) != nil {
+                    throw APIError.badRequest("the URL holds a NUL character (%00)")
+                }
                 var context = context
                 try await self.authorize(route.access, request: request, context: &context)
                 return try await route.handler(request, context, self)

@@ -121,6 +121,11 @@ public final class HTTPTransport: RepositoryTransport {
         try? await client.shutdown()
     }
 
+    /// A transport dropped on an error path without `shutdown()` still closes its connections.
+    deinit {
+        client.shutdown().whenComplete { _ in }
+    }
+
     func url(_ path: String) -> String { "\(base)/\(path)" }
 
     public func fetch(_ path: String, maxLength: Int) async throws(ImageSyncError) -> Data? {

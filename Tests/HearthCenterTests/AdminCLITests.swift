@@ -12,23 +12,9 @@ import Testing
             .deletingLastPathComponent().appendingPathComponent(".build/debug/hearth")
     }
 
-    /// Runs hearth with `input` on standard input; returns exit status and standard output.
-    static func run(_ arguments: [String], input: String = "", environment: [String: String]) throws -> (Int32, String, String) {
-        let process = Process()
-        process.executableURL = hearth
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
-        try process.run()
-        stdin.fileHandleForWriting.write(Data(input.utf8))
-        try stdin.fileHandleForWriting.close()
-        let out = stdout.fileHandleForReading.readDataToEndOfFile()
-        let err = stderr.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    /// Runs hearth with `input` on standard input; returns exit status, standard output and error.
+    static func run(_ arguments: [String], input: String = "", environment: [String: String]) async throws -> (Int32, String, String) {
+        try await runProcess(hearth, arguments, input: input, environment: environment)
     }
 
     @Test func anAdminLogsInChangesThePasswordAndManagesUsersFromTheTerminal() async throws {
@@ -37,7 +23,7 @@ import Testing
             let caFile = harness.folder.appendingPathComponent("tls/ca.pem").path
             let session = harness.folder.appendingPathComponent("session.json").path
             let environment = ["HEARTH_ADMIN_SESSION": session]
-            let login = try Self.run(["admin", "login", "--center", harness.base, "--ca", caFile, "--username", "owner"],
+            let login = try await Self.run(["admin", "login", "--center", harness.base, "--ca", caFile, "--username", "owner"],
                                      input: harness.ownerPassword + "\n", environment: environment)
             #expect(login.0 == 0, "\(login.2)")
             #expect(login.1.contains("hearth admin password"))
@@ -46,19 +32,19 @@ import Testing
             #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
             #expect(!(try String(contentsOfFile: session, encoding: .utf8)).contains(harness.ownerPassword))
 
-            let blocked = try Self.run(["admin", "users"], environment: environment)
+            let blocked = try await Self.run(["admin", "users"], environment: environment)
             #expect(blocked.0 != 0 && blocked.2.contains("one-time password") && !blocked.2.contains("Usage"))
-            let changed = try Self.run(["admin", "password"], input: "\(harness.ownerPassword)\nthe new owner password\n", environment: environment)
+            let changed = try await Self.run(["admin", "password"], input: "\(harness.ownerPassword)\nthe new owner password\n", environment: environment)
             #expect(changed.0 == 0, "\(changed.2)")
-            let added = try Self.run(["admin", "users", "--add", "bob", "--display-name", "Bob B", "--json"], environment: environment)
+            let added = try await Self.run(["admin", "users", "--add", "bob", "--display-name", "Bob B", "--json"], environment: environment)
             #expect(added.0 == 0 && added.1.contains("\"username\" : \"bob\""))
-            let listed = try Self.run(["admin", "users"], environment: environment)
+            let listed = try await Self.run(["admin", "users"], environment: environment)
             #expect(listed.1.contains("bob") && listed.1.contains("Bob B"))
-            let token = try Self.run(["admin", "enroll-token", "--user", "bob"], environment: environment)
+            let token = try await Self.run(["admin", "enroll-token", "--user", "bob"], environment: environment)
             #expect(token.0 == 0 && token.1.hasPrefix("hte_"))
-            let audit = try Self.run(["admin", "audit", "--action", "user.create", "--json"], environment: environment)
+            let audit = try await Self.run(["admin", "audit", "--action", "user.create", "--json"], environment: environment)
             #expect(audit.1.contains("user:bob"))
-            let wrong = try Self.run(["admin", "command", "no-such-device", "lock"], environment: environment)
+            let wrong = try await Self.run(["admin", "command", "no-such-device", "lock"], environment: environment)
             #expect(wrong.0 != 0 && wrong.2.contains("404"))
         }
     }

@@ -111,7 +111,11 @@ import Testing
             #expect(form.status == 415)
             let unknownRoute = try await harness.call(.GET, "/api/v1/nothing-here", token: owner)
             #expect(unknownRoute.status == 404 && unknownRoute.errorMessage.contains("no such route"))
-            let badQuery = try await harness.call(.GET, "/api/v1/audit?since=yesterday", token: owner)
+            let nulInBody = try await harness.call(.POST, "/api/v1/users", raw: "{\"username\": \"a\\u0000b\"}", token: owner)
+        #expect(nulInBody.status == 400 && nulInBody.errorMessage.contains("NUL"))
+        let nulInQuery = try await harness.call(.GET, "/api/v1/audit?actor=a%00b", token: owner)
+        #expect(nulInQuery.status == 400 && nulInQuery.errorMessage.contains("NUL"))
+        let badQuery = try await harness.call(.GET, "/api/v1/audit?since=yesterday", token: owner)
             #expect(badQuery.status == 400 && badQuery.errorMessage.contains("ISO 8601"))
             for answer in [malformed, wrongType, missing, badName, badRole, oversized, form, unknownRoute, badQuery] {
                 #expect(answer.object["error"] != nil, "every error is JSON: \(String(decoding: answer.body, as: UTF8.self).prefix(200))")
@@ -209,6 +213,24 @@ import Testing
             let good = try await harness.call(.POST, "/api/v1/enroll", json: ["token": secret, "csr": try identity.csr(), "name": "x"])
             #expect(good.status == 201)
             identity.certificatePEM = good.object["certificate"] as? String
+        }
+    }
+}
+
+@Suite struct LoginThrottleTests {
+    @Test func guessingPasswordsIsSlowedAndTheRightOneStillWorksLater() async throws {
+        let clock = NIOLockedValueBox(Date())
+        try await CenterHarness.with(.sqlite, now: { clock.withLockedValue { $0 } }) { harness in
+            _ = try await harness.ownerToken()
+            for attempt in 1...5 {
+                let wrong = try await harness.call(.POST, "/api/v1/session", json: ["username": "owner", "password": "guess number \(attempt)"])
+                #expect(wrong.status == 401)
+            }
+            // The sixth try is refused before the password is even checked — the right one too.
+            let throttled = try await harness.call(.POST, "/api/v1/session", json: ["username": "owner", "password": "owner-password-1"])
+            #expect(throttled.status == 429 && throttled.errorMessage.contains("try again in"))
+            clock.withLockedValue { $0 = $0.addingTimeInterval(15 * 60 + 1) }
+            #expect(try await harness.call(.POST, "/api/v1/session", json: ["username": "owner", "password": "owner-password-1"]).status == 201)
         }
     }
 }

@@ -49,10 +49,7 @@ import Testing
             // The document as served (OpenAPITests holds the two equal), read from a file.
             let document = try write("openapi.yaml", OpenAPIDocument.text)
 
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: tool)
-            process.currentDirectoryURL = folder
-            process.arguments = [
+            let (_, out, err) = try await runProcess(URL(fileURLWithPath: tool), [
                 "run", document, "--url", harness.base, "--tls-verify", ca,
                 // The whole suite runs beside this on two cores: a slow answer is not a failure.
                 "--request-timeout", "120", "--request-cert", certificate, "--request-cert-key", key,
@@ -60,14 +57,12 @@ import Testing
                 // Logging out or changing the password would end the session the fuzzing uses.
                 "--exclude-operation-id", "logout", "--exclude-operation-id", "changePassword",
                 "--report", "junit", "--report-junit-path", junit,
-            ]
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardError = output
-            try process.run()
-            let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-
+            ], directory: folder)
+            let printed = out + err
+            guard FileManager.default.fileExists(atPath: junit) else {
+                Issue.record("schemathesis wrote no report:\n\(printed.suffix(4000))")
+                return
+            }
             let report = try XMLDocument(contentsOf: URL(fileURLWithPath: junit))
             let cases = try report.nodes(forXPath: "//testcase")
             let failures = try report.nodes(forXPath: "//testcase[failure]").compactMap { ($0 as? XMLElement)?.attribute(forName: "name")?.stringValue }

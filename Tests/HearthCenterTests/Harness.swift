@@ -35,7 +35,7 @@ actor PostgresServer {
         // Right after start the server may still refuse new databases for a moment.
         for attempt in 1...20 {
             do {
-                try Self.run(["createdb", "-h", "127.0.0.1", "-p", "\(port)", "-U", "hearth", name])
+                try await Self.run(["createdb", "-h", "127.0.0.1", "-p", "\(port)", "-U", "hearth", name])
                 break
             } catch where attempt < 20 {
                 try await Task.sleep(for: .milliseconds(250))
@@ -56,8 +56,8 @@ actor PostgresServer {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("hearth-pg-\(getpid())")
         try? FileManager.default.removeItem(at: folder)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        if getuid() == 0 { try Self.run(["chown", "postgres:postgres", folder.path], direct: true) }
-        try Self.run(["initdb", "-D", folder.appendingPathComponent("data").path, "-U", "hearth", "-A", "trust", "--no-sync"])
+        if getuid() == 0 { try await Self.run(["chown", "postgres:postgres", folder.path], direct: true) }
+        try await Self.run(["initdb", "-D", folder.appendingPathComponent("data").path, "-U", "hearth", "-A", "trust", "--no-sync"])
         let port = Self.freePort()
         let server = Process()
         server.executableURL = URL(fileURLWithPath: getuid() == 0 ? "/usr/sbin/runuser" : Self.binary("postgres"))
@@ -74,7 +74,7 @@ actor PostgresServer {
         process = server
         // Ready when it accepts a connection.
         for _ in 0..<100 {
-            if (try? Self.run(["pg_isready", "-h", "127.0.0.1", "-p", "\(port)", "-q"])) != nil {
+            if (try? await Self.run(["pg_isready", "-h", "127.0.0.1", "-p", "\(port)", "-q"])) != nil {
                 atexit { PostgresServer.stopAtExit() }
                 PostgresServer.pid = server.processIdentifier
                 PostgresServer.folder = folder.path
@@ -107,18 +107,13 @@ actor PostgresServer {
     }
 
     /// Runs a PostgreSQL tool (as the postgres user when root) and waits for it.
-    static func run(_ command: [String], direct: Bool = false) throws {
-        let process = Process()
+    static func run(_ command: [String], direct: Bool = false) async throws {
         var arguments = command
         if !direct { arguments[0] = binary(arguments[0]) }
         if getuid() == 0 && !direct { arguments = ["/usr/sbin/runuser", "-u", "postgres", "--"] + arguments }
-        process.executableURL = URL(fileURLWithPath: direct ? "/usr/bin/env" : arguments[0])
-        process.arguments = direct ? arguments : Array(arguments.dropFirst())
-        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw HarnessError("\(command.joined(separator: " ")) failed (\(process.terminationStatus))") }
+        let executable = URL(fileURLWithPath: direct ? "/usr/bin/env" : arguments[0])
+        let (status, _, errors) = try await runProcess(executable, direct ? arguments : Array(arguments.dropFirst()))
+        guard status == 0 else { throw HarnessError("\(command.joined(separator: " ")) failed (\(status)): \(errors.suffix(500))") }
     }
 
     static func freePort() -> Int {
@@ -289,4 +284,42 @@ final class CenterHarness: @unchecked Sendable {
         "vms": [["name": "work", "state": "running", "image": "debian@1"]],
         "security": "unmeasured",
     ]
+}
+
+/// Runs a program to its end without holding one of Swift's few cooperative threads while it
+/// runs: the Center the program talks to needs them to answer.
+func runProcess(_ executable: URL, _ arguments: [String], input: String = "", environment: [String: String] = [:],
+                directory: URL? = nil) async throws -> (Int32, String, String) {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async {
+            do {
+                let process = Process()
+                process.executableURL = executable
+                process.arguments = arguments
+                process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+                if let directory { process.currentDirectoryURL = directory }
+                let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
+                process.standardInput = stdin
+                process.standardOutput = stdout
+                process.standardError = stderr
+                try process.run()
+                stdin.fileHandleForWriting.write(Data(input.utf8))
+                try stdin.fileHandleForWriting.close()
+                // Standard error is drained beside standard output, so neither pipe fills up.
+                let errors = NIOLockedValueBox(Data())
+                let drained = DispatchSemaphore(value: 0)
+                DispatchQueue.global().async {
+                    errors.withLockedValue { $0 = stderr.fileHandleForReading.readDataToEndOfFile() }
+                    drained.signal()
+                }
+                let out = stdout.fileHandleForReading.readDataToEndOfFile()
+                drained.wait()
+                process.waitUntilExit()
+                continuation.resume(returning: (process.terminationStatus, String(decoding: out, as: UTF8.self),
+                                                String(decoding: errors.withLockedValue { $0 }, as: UTF8.self)))
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+    }
 }

@@ -44,7 +44,7 @@ import Testing
             try try #require(device.certificatePEM).write(to: files.appendingPathComponent("device.pem"), atomically: true, encoding: .utf8)
             FileManager.default.createFile(atPath: files.appendingPathComponent("device.key").path, contents: Data(device.key.pemRepresentation.utf8),
                                            attributes: [.posixPermissions: 0o600])
-            let cli = try AdminCLITests.run([
+            let cli = try await AdminCLITests.run([
                 "image", "pull", "debian", "--version", "1", "--repo", "\(harness.base)/repository", "--trust", anchor.path,
                 "--ca", files.appendingPathComponent("ca.pem").path, "--cert", files.appendingPathComponent("device.pem").path,
                 "--key", files.appendingPathComponent("device.key").path, "--into", harness.folder.appendingPathComponent("cli-store").path,

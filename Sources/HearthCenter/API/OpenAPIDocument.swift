@@ -286,6 +286,7 @@ paths:
                   admin: {$ref: '#/components/schemas/Admin'}
         '400': {$ref: '#/components/responses/Error'}
         '401': {$ref: '#/components/responses/Error'}
+        '429': {$ref: '#/components/responses/Error'}
     delete:
       operationId: logout
       security: [{session: []}]

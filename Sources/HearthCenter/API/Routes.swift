@@ -44,11 +44,18 @@ extension Center {
         Route(method: .post, path: "/api/v1/session", access: .open) { request, context, center in
             struct Login: Decodable { let username: String; let password: String }
             let login = try await JSONBody.decode(Login.self, from: request, context: context)
+            let now = center.store.now()
+            if let wait = center.loginThrottle.wait(username: login.username, address: context.address, now: now) {
+                throw APIError(.tooManyRequests, "too_many_requests",
+                               "too many failed logins for this account or from this address; try again in \(Int(wait / 60) + 1) minute(s)")
+            }
             guard let admin = try await center.store.authenticate(username: login.username, password: login.password) else {
                 center.logger.notice("admin login refused", metadata: ["address": "\(context.address)"])
                 CenterMetrics.failedLogins.increment()
+                center.loginThrottle.failed(username: login.username, address: context.address, now: now)
                 throw APIError.unauthorized("wrong username or password")
             }
+            center.loginThrottle.succeeded(username: login.username)
             let session = try await center.store.createSession(for: admin, address: context.address)
             struct Answer: Encodable { let token: String; let expires: Date; let admin: Admin }
             return try JSONBody.response(Answer(token: session.token, expires: session.expires, admin: admin), status: .created)
@@ -200,10 +207,15 @@ enum JSONBody {
         if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
             throw APIError(.unsupportedMediaType, "unsupported_media_type", "send the body as application/json")
         }
+        let data = Data(buffer: buffer)
+        // NUL cannot be stored as text (PostgreSQL refuses it), raw or escaped.
+        if data.contains(0) || data.range(of: Data("\\u0000".utf8)) != nil {
+            throw APIError.badRequest("the body holds a NUL character; text fields may not contain one")
+        }
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         do {
-            return try decoder.decode(T.self, from: Data(buffer: buffer))
+            return try decoder.decode(T.self, from: data)
         } catch let DecodingError.keyNotFound(key, context) {
             throw APIError.badRequest("missing field '\(path(context.codingPath + [key]))'")
         } catch let DecodingError.typeMismatch(type, context) {
