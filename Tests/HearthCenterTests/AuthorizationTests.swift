@@ -37,6 +37,9 @@ import Testing
             // delivered command for the device to report on.
             let lock = try await harness.call(.POST, "/api/v1/devices/\(deviceID)/commands", json: ["kind": "lock"], token: owner)
             let issuer = try await harness.admin("operator", by: owner)
+            // An admin for the owner to change in the matrix.
+            let spare = "spare-\(UUID().uuidString.prefix(6).lowercased())"
+            _ = try await harness.call(.POST, "/api/v1/admins", json: ["username": spare, "password": "a long password 1", "role": "helpdesk"], token: owner)
             let wipe = try await harness.call(.POST, "/api/v1/devices/\(deviceID)/commands", json: ["kind": "wipe"], token: issuer)
             #expect(wipe.object["state"] as? String == "awaitingApproval")
             let diagnostics = try await harness.call(.POST, "/api/v1/devices/\(deviceID)/commands", json: ["kind": "collectDiagnostics"], token: owner)
@@ -48,6 +51,7 @@ import Testing
                     "{user}": "alice", "{name}": route.path.contains("images") ? "debian" : "work", "{channel}": "stable",
                     "{kind}": "group", "{target}": "staff", "{scope}": "group:staff",
                     "{id}": route.path.contains("groups") ? "staff" : route.path.contains("devices") ? deviceID
+                        : route.path.contains("admins") ? spare
                         : route.path.contains("approve") ? (wipe.object["id"] as? String ?? "")
                         : route.path.contains("cancel") ? (lock.object["id"] as? String ?? "")
                         : route.path.contains("device/commands") ? (diagnostics.object["id"] as? String ?? "") : "alice",
@@ -70,6 +74,7 @@ import Testing
                 case (.put, "/api/v1/vms/{name}"): ["role": "work", "image": "debian", "cpus": 2]
                 case (.put, "/api/v1/policies/{scope}"): ["leaseDays": 7]
                 case (.put, "/api/v1/settings"): ["wipeNeedsApproval": true]
+                case (.patch, "/api/v1/admins/{id}"): ["role": "auditor"]
                 case (.post, "/api/v1/devices/{id}/commands"): ["kind": "restartVM", "vm": "work"]
                 case (.post, "/api/v1/device/commands/{id}"): ["state": "acknowledged"]
                 default: route.method == .post || route.method == .put ? [String: Any]() : nil

@@ -73,6 +73,34 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases)
+    func anOwnerDisablesAndPromotesAdminsButNeverLosesTheLastOwner(backend: Backend) async throws {
+        try await CenterHarness.with(backend) { harness in
+            let owner = try await harness.ownerToken()
+            let operatorToken = try await harness.admin("operator", by: owner)
+            let me = try await harness.call(.GET, "/api/v1/me", token: operatorToken)
+            let operatorName = try #require(me.object["username"] as? String)
+            // Disabled: its session ends and its password no longer logs in.
+            let disabled = try await harness.call(.PATCH, "/api/v1/admins/\(operatorName)", json: ["disabled": true], token: owner)
+            #expect(disabled.status == 200 && disabled.object["disabled"] != nil)
+            #expect(try await harness.call(.GET, "/api/v1/me", token: operatorToken).status == 401)
+            let refused = try await harness.call(.POST, "/api/v1/session", json: ["username": operatorName, "password": "second-password-2"])
+            #expect(refused.status == 401)
+            // Enabled again and made an owner.
+            let promoted = try await harness.call(.PATCH, "/api/v1/admins/\(operatorName)", json: ["disabled": false, "role": "owner"], token: owner)
+            #expect(promoted.object["role"] as? String == "owner" && promoted.object["disabled"] == nil)
+            let second = try await harness.login(operatorName, "second-password-2")
+            // Nobody changes their own account; the last enabled owner stays.
+            let selfChange = try await harness.call(.PATCH, "/api/v1/admins/owner", json: ["disabled": true], token: owner)
+            #expect(selfChange.status == 409)
+            #expect(try await harness.call(.PATCH, "/api/v1/admins/owner", json: ["role": "auditor"], token: second).status == 200)
+            let last = try await harness.call(.PATCH, "/api/v1/admins/\(operatorName)", json: ["role": "auditor"], token: owner)
+            #expect(last.status == 403)
+            let audit = try await harness.call(.GET, "/api/v1/audit?action=admin.update", token: second)
+            #expect(audit.array.count == 3)
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
     func theAuditLogIsAppendOnlyInTheDatabaseItself(backend: Backend) async throws {
         try await CenterHarness.with(backend) { harness in
             _ = try await harness.ownerToken()

@@ -359,6 +359,32 @@ paths:
         '401': {$ref: '#/components/responses/Error'}
         '403': {$ref: '#/components/responses/Error'}
         '409': {$ref: '#/components/responses/Error'}
+  /api/v1/admins/{id}:
+    parameters:
+      - {name: id, in: path, required: true, schema: {type: string}, description: The admin's id or username.}
+    patch:
+      operationId: updateAdmin
+      security: [{session: []}]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                role: {$ref: '#/components/schemas/Role'}
+                disabled: {type: boolean, description: Disabling ends the admin's sessions.}
+      responses:
+        '200':
+          description: The admin, changed. One enabled owner always remains; nobody changes their own account.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Admin'}
+        '400': {$ref: '#/components/responses/Error'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
+        '409': {$ref: '#/components/responses/Error'}
   /api/v1/users:
     get:
       operationId: listUsers

@@ -87,6 +87,13 @@ extension Center {
                                                            mustChangePassword: true, by: .admin(context.admin!, address: context.address))
             return try JSONBody.response(admin, status: .created)
         },
+        Route(method: .patch, path: "/api/v1/admins/{id}", access: .admin(.manageAdmins)) { request, context, center in
+            struct Change: Decodable { let role: AdminRole?; let disabled: Bool? }
+            let change = try await JSONBody.decode(Change.self, from: request, context: context)
+            return try JSONBody.response(try await center.store.updateAdmin(
+                id: try context.parameters.require("id"), role: change.role, disabled: change.disabled,
+                by: context.actor, actorID: context.admin!.id))
+        },
         Route(method: .get, path: "/api/v1/users", access: .admin(.read)) { _, _, center in
             try JSONBody.response(try await center.store.users())
         },

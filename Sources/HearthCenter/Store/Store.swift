@@ -69,6 +69,40 @@ public struct Store: Sendable {
         }
     }
 
+    /// Changes an admin's role or disables (or re-enables) the account; disabling ends its
+    /// sessions. The Center always keeps one enabled owner, and no admin disables or demotes
+    /// themselves.
+    public func updateAdmin(id: String, role: AdminRole?, disabled: Bool?, by actor: Actor, actorID: String) async throws -> Admin {
+        let all = try await admins()
+        guard let admin = all.first(where: { $0.id == id || $0.username == id }) else { throw APIError.notFound("no admin \(id)") }
+        if admin.id == actorID, disabled == true || (role != nil && role != admin.role) {
+            throw APIError.conflict("you cannot disable or change your own account; ask another owner")
+        }
+        let losesOwner = admin.role == .owner && admin.disabled == nil && (disabled == true || (role != nil && role != .owner))
+        if losesOwner, all.filter({ $0.role == .owner && $0.disabled == nil }).count <= 1 {
+            throw APIError.conflict("\(admin.username) is the last enabled owner; make another owner first")
+        }
+        let now = seconds
+        try await database.transaction { db in
+            if let role {
+                try await db.raw("UPDATE admins SET role = \(bind: role.rawValue) WHERE id = \(bind: admin.id)").run()
+            }
+            if let disabled {
+                if disabled {
+                    try await db.raw("UPDATE admins SET disabled = \(bind: now) WHERE id = \(bind: admin.id)").run()
+                    try await db.raw("DELETE FROM sessions WHERE admin_id = \(bind: admin.id)").run()
+                } else {
+                    try await db.raw("UPDATE admins SET disabled = NULL WHERE id = \(bind: admin.id)").run()
+                }
+            }
+            try await Self.audit(db, at: now, actor, "admin.update", "admin:\(admin.username)",
+                                 before: ["role": admin.role.rawValue, "disabled": admin.disabled == nil ? "no" : "yes"],
+                                 after: ["role": (role ?? admin.role).rawValue, "disabled": (disabled ?? (admin.disabled != nil)) ? "yes" : "no"])
+        }
+        guard let updated = try await admins().first(where: { $0.id == admin.id }) else { throw APIError.notFound("no admin \(id)") }
+        return updated
+    }
+
     /// The admin whose username and password these are, or nil; takes as long either way.
     public func authenticate(username: String, password: String) async throws -> Admin? {
         let row = try await database.read { db in
