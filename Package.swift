@@ -100,7 +100,15 @@ let package = Package(
         .target(
             name: "HearthEngine",
             dependencies: [
-                "HearthCore", "QMP", "VirtualDisk",
+                "HearthCore", "QMP", "VirtualDisk", "ImageSync",
+                // The management zone: enrollment (a key and a certificate request), check-in
+                // over mutual TLS, leases checked against the Center's Ed25519 key.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -161,7 +169,11 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "HearthEngineTests", dependencies: ["HearthEngine", "HearthCore"]),
+        .testTarget(
+            name: "HearthEngineTests",
+            dependencies: ["HearthEngine", "HearthCore", .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]
+        ),
         // Starts real Centers on loopback, over SQLite and over a PostgreSQL the tests start.
         .testTarget(
             name: "HearthCenterTests",
@@ -181,6 +193,11 @@ let package = Package(
             ]
         ),
         // Boots real VMs under QEMU; runs on its own with `swift test --filter IntegrationTests`.
-        .testTarget(name: "IntegrationTests", dependencies: ["QMP", "GuestKit", "HearthCLI", "VirtualDisk", "HearthEngine", "HearthCore"]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["QMP", "GuestKit", "HearthCLI", "VirtualDisk", "HearthEngine", "HearthCore", "HearthCenter", "ImageSync",
+                           .product(name: "Logging", package: "swift-log"), .product(name: "NIOHTTP1", package: "swift-nio"),
+                           .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]
+        ),
     ]
 )

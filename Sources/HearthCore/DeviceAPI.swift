@@ -72,12 +72,51 @@ public struct DeviceStatus: Codable, Sendable, Equatable {
     public var vms: [VM]
     /// "ok", "tampered", "unmeasured", … as the security zone reports it.
     public var security: String
+    /// Image versions the Engine is pulling or has pulled since it started.
+    public var updates: [ImageUpdate]?
+    /// Where the device falls short of its policies (minimum hardware), in words.
+    public var compliance: [String]?
+    /// The lease as the device sees it ("valid until …", "ran out on …").
+    public var lease: String?
+    /// Why IT locked the device, when it is locked.
+    public var locked: String?
 
-    public init(engineVersion: String, inventory: Inventory, vms: [VM], security: String) {
+    public init(engineVersion: String, inventory: Inventory, vms: [VM], security: String, updates: [ImageUpdate]? = nil,
+                compliance: [String]? = nil, lease: String? = nil, locked: String? = nil) {
         self.engineVersion = engineVersion
         self.inventory = inventory
         self.vms = vms
         self.security = security
+        self.updates = updates
+        self.compliance = compliance
+        self.lease = lease
+        self.locked = locked
+    }
+}
+
+/// An image version on its way to a device.
+public struct ImageUpdate: Codable, Sendable, Equatable {
+    public enum State: String, Codable, Sendable {
+        case pulling, ready, failed
+    }
+
+    /// NAME@VERSION.
+    public var image: String
+    public var state: State
+    public var bytesFetched: UInt64
+    /// What the delta plan said it must fetch (0 until planned).
+    public var bytesToFetch: UInt64
+    /// The image's size, to set the delta beside.
+    public var virtualSize: UInt64
+    public var error: String?
+
+    public init(image: String, state: State, bytesFetched: UInt64 = 0, bytesToFetch: UInt64 = 0, virtualSize: UInt64 = 0, error: String? = nil) {
+        self.image = image
+        self.state = state
+        self.bytesFetched = bytesFetched
+        self.bytesToFetch = bytesToFetch
+        self.virtualSize = virtualSize
+        self.error = error
     }
 }
 

@@ -16,6 +16,10 @@ public actor Engine {
     private var definitions: [String: VMDefinition] = [:]
     private var state: EngineState
     private var running: [String: (process: QEMUProcess, qmp: QMPClient?)] = [:]
+    /// Says why a VM may not start now (the management zone's lease and image expiry), or nil.
+    private var startGate: (@Sendable (VMDefinition) -> String?)?
+    /// Files offered to a guest over fw_cfg when a start names none (guest configuration).
+    private var firmwareProvider: (@Sendable (VMDefinition) -> [QEMUConfiguration.FirmwareFile])?
 
     /// How long the Engine's own part of the last start took, for the start benchmark.
     public struct LaunchTiming: Sendable {
@@ -87,7 +91,8 @@ public actor Engine {
             return VMStatus(
                 name: definition.name, role: definition.role.rawValue, phase: record.lifecycle.phase,
                 image: definition.image.description, bootedImage: record.bootedImage?.description,
-                lastFailure: record.lifecycle.lastFailure, rollbackReason: record.rollbackReason, pid: record.pid
+                lastFailure: record.lifecycle.lastFailure, rollbackReason: record.rollbackReason, pid: record.pid,
+                blocked: refusal(for: definition)
             )
         }
     }
@@ -101,6 +106,10 @@ public actor Engine {
         try reapExited()
         let definition = try self.definition(name)
         var record = state.vms[name] ?? EngineState.VMRecord()
+        if let reason = refusal(for: definition), record.lifecycle.phase != .running {
+            logger.warning("VM may not start", metadata: ["vm.name": "\(name)", "reason": "\(reason)"])
+            throw EngineError.notAllowed(vm: name, reason: reason)
+        }
         startRequestedAt = ContinuousClock.now
         switch record.lifecycle.handle(.startRequested) {
         case .prepareAndLaunch: break
@@ -110,6 +119,7 @@ public actor Engine {
         state.vms[name] = record
         try store.save(state)
 
+        let firmwareFiles = firmwareFiles.isEmpty ? firmwareProvider?(definition) ?? [] : firmwareFiles
         let wanted = definition.image
         let switching = record.bootedImage != nil && record.bootedImage != wanted
         do {
@@ -161,6 +171,89 @@ public actor Engine {
     public func restart(_ name: String, firmwareFiles: [QEMUConfiguration.FirmwareFile] = []) async throws {
         try await stop(name)
         try await start(name, firmwareFiles: firmwareFiles)
+    }
+
+    // MARK: Management
+
+    /// The VMs this Engine runs now.
+    public var definedVMs: [VMDefinition] { definitions.values.sorted { $0.name < $1.name } }
+
+    /// Why IT locked this PC, or nil.
+    public var lockReason: String? { state.lock }
+
+    /// Sets what may keep a VM from starting (checked at every start, shown in `status()`).
+    public func setStartGate(_ gate: @escaping @Sendable (VMDefinition) -> String?) {
+        startGate = gate
+    }
+
+    /// Sets the files offered to each guest over fw_cfg at starts that name none (a start by the
+    /// management zone or the control socket).
+    public func setFirmwareProvider(_ provider: @escaping @Sendable (VMDefinition) -> [QEMUConfiguration.FirmwareFile]) {
+        firmwareProvider = provider
+    }
+
+    /// Locks the PC: every VM stops and none starts until `unlock()`. Kept across restarts.
+    /// Returns the VMs it stopped.
+    @discardableResult
+    public func lock(reason: String) async throws -> [String] {
+        state.lock = reason
+        try store.save(state)
+        return try await stopAll { _ in true }
+    }
+
+    public func unlock() throws {
+        state.lock = nil
+        try store.save(state)
+    }
+
+    /// What a wipe removed from one VM.
+    public struct WipedVM: Codable, Sendable, Equatable {
+        public var name: String
+        public var files: [String]
+        public var bytes: UInt64
+    }
+
+    /// Stops the VMs with `role` and deletes their disks and run files; the VMs stay defined and
+    /// start afresh (empty local and user disks) once allowed again.
+    public func wipe(role: VMDefinition.Role) async throws -> [WipedVM] {
+        _ = try await stopAll { $0.role == role }
+        var wiped: [WipedVM] = []
+        for definition in definitions.values.sorted(by: { $0.name < $1.name }) where definition.role == role {
+            let paths = layout.vm(definition.name)
+            var files: [String] = []
+            var bytes: UInt64 = 0
+            for folder in [paths.disks, paths.run] {
+                for file in (try? FileManager.default.contentsOfDirectory(atPath: folder))?.sorted() ?? [] {
+                    let path = "\(folder)/\(file)"
+                    bytes += (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? UInt64) ?? 0
+                    files.append(path)
+                }
+                if FileManager.default.fileExists(atPath: folder) {
+                    do { try FileManager.default.removeItem(atPath: folder) } catch {
+                        throw EngineError.io(path: folder, reason: "cannot delete it for the wipe: \(error)")
+                    }
+                }
+            }
+            state.vms[definition.name] = EngineState.VMRecord()
+            wiped.append(WipedVM(name: definition.name, files: files, bytes: bytes))
+        }
+        try store.save(state)
+        return wiped
+    }
+
+    private func stopAll(where include: (VMDefinition) -> Bool) async throws -> [String] {
+        var stopped: [String] = []
+        for status in try status() where [.running, .starting].contains(status.phase) {
+            guard let definition = definitions[status.name], include(definition) else { continue }
+            try await stop(status.name)
+            stopped.append(status.name)
+        }
+        return stopped
+    }
+
+    private func refusal(for definition: VMDefinition) -> String? {
+        if let lock = state.lock { return "this PC is locked by IT (\(lock)); it stays locked until IT unlocks it" }
+        return startGate?(definition)
     }
 
     // MARK: Internals

@@ -22,6 +22,8 @@ public struct EngineState: Codable, Sendable, Equatable {
 
     public var formatVersion = EngineState.currentFormatVersion
     public var vms: [String: VMRecord] = [:]
+    /// Why IT locked this PC (a lock or a wipe command); no VM starts while it is set.
+    public var lock: String?
 
     public init() {}
 }
@@ -53,18 +55,33 @@ public struct EngineStateStore: Sendable {
     public func save(_ state: EngineState) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data = try encoder.encode(state)
+        try DurableFile.write(try encoder.encode(state), to: path)
+    }
+}
+
+/// Whole files or nothing: the new content goes to a temporary file beside the target, is
+/// synced, and renamed over it; then the folder is synced. A kill -9 or a power cut leaves the
+/// old file or the new one.
+enum DurableFile {
+    static func write(_ data: Data, to path: String, mode: mode_t = 0o600) throws {
         let directory = (path as NSString).deletingLastPathComponent
-        let temporary = "\(directory)/.state-\(UUID().uuidString.prefix(8)).json"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        let temporary = "\(directory)/.\((path as NSString).lastPathComponent)-\(UUID().uuidString.prefix(8))"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { throw EngineError.io(path: temporary, reason: String(cString: strerror(errno))) }
-        let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        var written = 0
+        while written < data.count {
+            let n = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, $0.count - written) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            written += n
+        }
+        let writeError = written == data.count ? 0 : errno
         let synced = fsync(fd)
         close(fd)
         guard written == data.count, synced == 0, rename(temporary, path) == 0 else {
-            let reason = String(cString: strerror(errno))
+            let reason = String(cString: strerror(writeError != 0 ? writeError : errno))
             unlink(temporary)
-            throw EngineError.io(path: path, reason: reason)
+            throw EngineError.io(path: path, reason: reason == "No space left on device" ? "the disk is full; free space and try again" : reason)
         }
         let directoryFD = open(directory, O_RDONLY | O_DIRECTORY)
         if directoryFD >= 0 {

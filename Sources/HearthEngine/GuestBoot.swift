@@ -27,4 +27,6 @@ public struct VMStatus: Sendable, Codable, Equatable {
     public var lastFailure: String?
     public var rollbackReason: String?
     public var pid: Int32?
+    /// Why the VM may not start now (a lock, a lease that ran out, an expired image), if so.
+    public var blocked: String?
 }

@@ -39,6 +39,7 @@ struct VMListCommand: AsyncParsableCommand {
             print("\(vm.name.padding(toLength: 13, withPad: " ", startingAt: 0)) \(vm.role.padding(toLength: 9, withPad: " ", startingAt: 0)) \(vm.phase.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) \(vm.bootedImage ?? vm.image)")
             if let failure = vm.lastFailure { print("              last failure: \(failure)") }
             if let rollback = vm.rollbackReason { print("              \(rollback)") }
+            if let blocked = vm.blocked { print("              may not start: \(blocked)") }
         }
     }
 }

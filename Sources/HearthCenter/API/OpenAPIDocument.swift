@@ -100,6 +100,25 @@ components:
               state: {type: string}
               image: {type: string}
         security: {type: string}
+        updates:
+          type: array
+          description: Image versions the Engine is pulling or pulled since it started.
+          items:
+            type: object
+            required: [image, state, bytesFetched, bytesToFetch, virtualSize]
+            properties:
+              image: {type: string, description: NAME@VERSION}
+              state: {type: string, enum: [pulling, ready, failed]}
+              bytesFetched: {type: integer, minimum: 0}
+              bytesToFetch: {type: integer, minimum: 0}
+              virtualSize: {type: integer, minimum: 0}
+              error: {type: string}
+        compliance:
+          type: array
+          description: Where the device falls short of its policies (minimum hardware).
+          items: {type: string}
+        lease: {type: string, description: The lease as the device sees it.}
+        locked: {type: string, description: Why IT locked the device, when it is locked.}
     Device:
       type: object
       required: [id, name, certificateSerial, enrolled]
