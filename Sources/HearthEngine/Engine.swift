@@ -141,7 +141,10 @@ public actor Engine {
             try store.save(state)
             try await launchAndConfirm(definition, image: previous, firmwareFiles: firmwareFiles)
         }
-        update(name) { _ = $0.lifecycle.handle(.bootConfirmed) }
+        update(name) { record in
+            _ = record.lifecycle.handle(.bootConfirmed)
+            record.launchedImage = nil
+        }
         try store.save(state)
     }
 
@@ -293,7 +296,10 @@ public actor Engine {
             lastLaunchTiming = LaunchTiming(untilExec: process.launchedAt - requested)
         }
         lastConfiguration = configuration
-        update(definition.name) { $0.pid = process.pid }
+        update(definition.name) { record in
+            record.pid = process.pid
+            record.launchedImage = image
+        }
         try store.save(state)
         do {
             let qmp = try await process.connectQMP()
@@ -362,7 +368,22 @@ public actor Engine {
         var changed = false
         for (name, record) in state.vms where running[name] == nil {
             guard let pid = record.pid else { continue }
-            if Self.isQEMU(pid: pid, of: layout.vm(name)) { continue }
+            if Self.isQEMU(pid: pid, of: layout.vm(name)) {
+                // Started by an Engine killed before the boot was confirmed: the console says.
+                if record.lifecycle.phase == .starting,
+                   ConsoleLog(path: layout.vm(name).consoleLog).contents().contains(boot.bootMarker) {
+                    update(name) { record in
+                        _ = record.lifecycle.handle(.bootConfirmed)
+                        if let launched = record.launchedImage {
+                            if record.bootedImage != launched { record.previousImage = record.bootedImage }
+                            record.bootedImage = launched
+                        }
+                        record.launchedImage = nil
+                    }
+                    changed = true
+                }
+                continue
+            }
             update(name) { record in
                 _ = record.lifecycle.handle(.exited(status: 0))
                 record.pid = nil

@@ -16,6 +16,9 @@ public struct EngineState: Codable, Sendable, Equatable {
         public var rollbackReason: String?
         /// The QEMU process while one runs.
         public var pid: Int32?
+        /// The image that QEMU was started on, until its boot is confirmed (an Engine killed in
+        /// between learns from it what its successor adopts).
+        public var launchedImage: ImageReference?
 
         public init() {}
     }

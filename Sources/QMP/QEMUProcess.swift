@@ -139,6 +139,14 @@ public final class QEMUProcess: Sendable {
                     return try await QMPClient.connect(socketPath: configuration.qmpSocket, timeout: .seconds(5), logger: logger)
                 } catch QMPError.connectionFailed {
                     // The socket file exists a moment before QEMU listens on it.
+                } catch {
+                    // QEMU may open its monitor and then exit on a configuration it refuses: say
+                    // why it ended rather than that the connection closed.
+                    for _ in 0..<40 where exitCode == nil { try await Task.sleep(for: .milliseconds(50)) }
+                    if let status = exitCode {
+                        throw QEMUError.exitedEarly(status: status, detail: stderrTail(), stderrLog: stderrLog)
+                    }
+                    throw error
                 }
             }
             if ContinuousClock.now >= deadline {

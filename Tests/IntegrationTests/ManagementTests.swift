@@ -54,6 +54,84 @@ extension VMSuites {
             return (try await center.start(), first)
         }
 
+        /// A Center on loopback (SQLite) whose repository holds kit v1, with a work and a personal
+        /// VM on its stable channel assigned to alice.
+        final class Scenario: @unchecked Sendable {
+            let root = "/tmp/hm-\(UUID().uuidString.prefix(6).lowercased())"
+            let clock = Clock()
+            let kit: GuestKit
+            let centerFolder: URL
+            let port = ManagementTests.freePort()
+            var running: RunningCenter
+            let owner: Admin
+            let publisher: Publisher
+            var base: String { "https://127.0.0.1:\(port)" }
+            var caPEM: String { running.center.ca.pem }
+
+            init() async throws {
+                try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+                kit = try BootTests.kit()
+                centerFolder = URL(fileURLWithPath: "\(root)/center")
+                let (running, first) = try await ManagementTests.startCenter(centerFolder, port: port, clock: clock)
+                self.running = running
+                let base = "https://127.0.0.1:\(port)", caPEM = running.center.ca.pem
+                let password = try #require(first.ownerPassword)
+                let once = try await Admin(base: base, caPEM: caPEM).login("owner", password)
+                try await once.call(.POST, "/api/v1/me/password", ["current": password, "new": "owner-password-1"])
+                owner = try await once.login("owner", "owner-password-1")
+                publisher = Publisher(repository: centerFolder.appendingPathComponent("repository"),
+                                      keys: KeyStore(directory: URL(fileURLWithPath: "\(root)/keys")))
+                _ = try publisher.initialize()
+                try publisher.publish(disk: kit.rootDisk, name: "kit", version: "1")
+                try await owner.call(.POST, "/api/v1/images", ["name": "kit"])
+                try await owner.call(.POST, "/api/v1/images/kit/versions", ["version": "1"])
+                try await owner.call(.PUT, "/api/v1/images/kit/channels/stable", ["version": "1"])
+                try await owner.call(.POST, "/api/v1/users", ["username": "alice"])
+                for (name, role, network) in [("work", "work", "none"), ("personal", "personal", "internet")] {
+                    _ = try await AdminClient(center: base, caPEM: caPEM, token: owner.token).send(.POST, "/api/v1/vms", json: VMBody(
+                        name: name, role: role, image: "kit", cpus: 1, memoryMiB: 256, localDiskBytes: 32 << 20, userDiskBytes: 64 << 20, network: network))
+                    try await owner.call(.PUT, "/api/v1/vms/\(name)/assignments/user/alice")
+                }
+            }
+
+            func enrollmentToken() async throws -> String {
+                try #require(try await owner.call(.POST, "/api/v1/enrollment-tokens", ["user": "alice"])["secret"] as? String)
+            }
+
+            /// kit v2: the same disk with another /etc/hearth-release; returns its path.
+            @discardableResult
+            func publishV2() throws -> String {
+                let v2Disk = "\(root)/v2.img"
+                try FileManager.default.copyItem(atPath: kit.rootDisk, toPath: v2Disk)
+                try "kit-v2\n".write(toFile: "\(root)/release", atomically: true, encoding: .utf8)
+                try ExtendBootTests.tool("/usr/sbin/debugfs", ["-w", "-R", "rm /etc/hearth-release", v2Disk])
+                try ExtendBootTests.tool("/usr/sbin/debugfs", ["-w", "-R", "write \(root)/release /etc/hearth-release", v2Disk])
+                try publisher.publish(disk: v2Disk, name: "kit", version: "2")
+                return v2Disk
+            }
+
+            func promoteV2() async throws {
+                try await owner.call(.POST, "/api/v1/images/kit/versions", ["version": "2"])
+                try await owner.call(.PUT, "/api/v1/images/kit/channels/stable", ["version": "2"])
+            }
+
+            func restartCenter() async throws {
+                running = try await ManagementTests.startCenter(centerFolder, port: port, clock: clock).0
+            }
+
+            /// Stops the Center and whatever runs under the root, and removes it.
+            func finish() async {
+                await running.shutdown()
+                for pid in ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int32.init) {
+                    if let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
+                       String(decoding: cmdline, as: UTF8.self).contains("\(root)/") {
+                        kill(pid, SIGKILL)
+                    }
+                }
+                try? FileManager.default.removeItem(atPath: root)
+            }
+        }
+
         /// What the probe printed in this boot of `vm`.
         static func report(_ layout: EngineLayout, _ vm: String) async throws -> [String: String] {
             let deadline = ContinuousClock.now + .seconds(120)
@@ -71,49 +149,13 @@ extension VMSuites {
         }
 
         @Test func anEnrolledEngineConvergesUpdatesByDeltaKeepsItsLeaseAndObeysAWipe() async throws {
-            let root = "/tmp/hm-\(UUID().uuidString.prefix(6).lowercased())"
-            let clock = Clock()
-            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-            let kit = try BootTests.kit()
-            let centerFolder = URL(fileURLWithPath: "\(root)/center")
-            let port = Self.freePort()
-            var (running, first) = try await Self.startCenter(centerFolder, port: port, clock: clock)
+            let scenario = try await Scenario()
+            let root = scenario.root, clock = scenario.clock, kit = scenario.kit, base = scenario.base, caPEM = scenario.caPEM
+            var owner = scenario.owner
             let layout = EngineLayout(root: "\(root)/e")
             var engine: Engine?
-            defer {
-                // Whatever a failed test left running under this root is stopped with it.
-                for pid in ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int32.init) {
-                    if let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
-                       String(decoding: cmdline, as: UTF8.self).contains("\(root)/") {
-                        kill(pid, SIGKILL)
-                    }
-                }
-                try? FileManager.default.removeItem(atPath: root)
-            }
             do {
-                let base = "https://127.0.0.1:\(port)"
-                let caPEM = running.center.ca.pem
-                var owner = try await Admin(base: base, caPEM: caPEM).login("owner", try #require(first.ownerPassword))
-                try await owner.call(.POST, "/api/v1/me/password", ["current": try #require(first.ownerPassword), "new": "owner-password-1"])
-                owner = try await owner.login("owner", "owner-password-1")
-
-                // The admin publishes kit v1 into the Center's repository and assigns a work and a
-                // personal VM on its stable channel to alice.
-                let publisher = Publisher(repository: centerFolder.appendingPathComponent("repository"),
-                                          keys: KeyStore(directory: URL(fileURLWithPath: "\(root)/keys")))
-                _ = try publisher.initialize()
-                try publisher.publish(disk: kit.rootDisk, name: "kit", version: "1")
-                try await owner.call(.POST, "/api/v1/images", ["name": "kit"])
-                try await owner.call(.POST, "/api/v1/images/kit/versions", ["version": "1"])
-                try await owner.call(.PUT, "/api/v1/images/kit/channels/stable", ["version": "1"])
-                try await owner.call(.POST, "/api/v1/users", ["username": "alice"])
-                for (name, role, network) in [("work", "work", "none"), ("personal", "personal", "internet")] {
-                    let data = try await AdminClient(center: base, caPEM: caPEM, token: owner.token).send(.POST, "/api/v1/vms", json: VMBody(
-                        name: name, role: role, image: "kit", cpus: 1, memoryMiB: 256, localDiskBytes: 32 << 20, userDiskBytes: 64 << 20, network: network))
-                    #expect(!data.isEmpty)
-                    try await owner.call(.PUT, "/api/v1/vms/\(name)/assignments/user/alice")
-                }
-                let token = try #require(try await owner.call(.POST, "/api/v1/enrollment-tokens", ["user": "alice"])["secret"] as? String)
+                let token = try await scenario.enrollmentToken()
 
                 // The Engine enrolls and checks in: it pulls kit v1 and boots both VMs, each with a
                 // probe that writes on its disks the first time and reads afterwards.
@@ -171,14 +213,8 @@ extension VMSuites {
 
                 // v2: one file changed. The Engine pulls only the delta; the work VM switches at its
                 // next boot, here a restart the admin asks for, and the user's files stay.
-                let v2Disk = "\(root)/v2.img"
-                try FileManager.default.copyItem(atPath: kit.rootDisk, toPath: v2Disk)
-                try "kit-v2\n".write(toFile: "\(root)/release", atomically: true, encoding: .utf8)
-                try ExtendBootTests.tool("/usr/sbin/debugfs", ["-w", "-R", "rm /etc/hearth-release", v2Disk])
-                try ExtendBootTests.tool("/usr/sbin/debugfs", ["-w", "-R", "write \(root)/release /etc/hearth-release", v2Disk])
-                try publisher.publish(disk: v2Disk, name: "kit", version: "2")
-                try await owner.call(.POST, "/api/v1/images/kit/versions", ["version": "2"])
-                try await owner.call(.PUT, "/api/v1/images/kit/channels/stable", ["version": "2"])
+                try scenario.publishV2()
+                try await scenario.promoteV2()
                 try await zone.checkIn()
                 await zone.waitForPulls()
                 let v2 = try #require(zone.updates.first { $0.image == "kit@2" })
@@ -199,7 +235,7 @@ extension VMSuites {
                 #expect(commands.first { $0["id"] as? String == restartID }?["state"] as? String == "completed")
 
                 // The Center goes away: the VMs keep running and restart within the lease.
-                await running.shutdown()
+                await scenario.running.shutdown()
                 await #expect(throws: ManagementError.self) { try await zone.checkIn() }
                 #expect(try await theEngine.status().map(\.phase) == [.running, .running])
                 try await theEngine.restart("work")
@@ -216,7 +252,7 @@ extension VMSuites {
                 #expect(try await theEngine.status().first { $0.name == "personal" }?.phase == .running)
 
                 // The Center is back; a check-in renews the lease and the work VM starts again.
-                (running, first) = try await Self.startCenter(centerFolder, port: port, clock: clock)
+                try await scenario.restartCenter()
                 owner = try await owner.login("owner", "owner-password-1")
                 try await zone.checkIn()
                 guard case .valid = zone.lease.standing else { throw HarnessError("the lease was not renewed: \(zone.lease.standing)") }
@@ -248,11 +284,108 @@ extension VMSuites {
                 #expect(after.count == before.count, "a redelivered wipe was carried out or recorded again")
             } catch {
                 if let engine { for name in ["work", "personal"] { try? await engine.stop(name) } }
-                await running.shutdown()
+                await scenario.finish()
                 throw error
             }
             if let engine { for name in ["work", "personal"] { try? await engine.stop(name) } }
-            await running.shutdown()
+            await scenario.finish()
+        }
+
+        /// `hearth engine run` as a real process, killed with SIGKILL at 50 random moments while it
+        /// enrolls, pulls (slowed by a bandwidth limit), starts VMs and takes a new version; every
+        /// restart carries on, and in the end it has converged: whole images, the VMs running
+        /// once each, their disks consistent.
+        @Test func killedAtFiftyRandomMomentsTheEngineConverges() async throws {
+            let scenario = try await Scenario()
+            let root = scenario.root
+            do {
+                let engineRoot = "\(root)/e"
+                try scenario.caPEM.write(toFile: "\(root)/ca.pem", atomically: true, encoding: .utf8)
+                FileManager.default.createFile(atPath: "\(root)/token", contents: Data(try await scenario.enrollmentToken().utf8),
+                                               attributes: [.posixPermissions: 0o600])
+                let arguments = ["engine", "run", "--root", engineRoot, "--center", scenario.base, "--center-ca", "\(root)/ca.pem",
+                                 "--enroll-token-file", "\(root)/token", "--bandwidth-limit", "1000000"]
+                FileManager.default.createFile(atPath: "\(root)/engine.log", contents: nil)
+                let log = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(root)/engine.log"))
+                func launch() throws -> Process {
+                    let process = Process()
+                    process.executableURL = EngineDaemonTests.hearth
+                    process.arguments = arguments
+                    process.standardOutput = log
+                    process.standardError = log
+                    try process.run()
+                    return process
+                }
+                // Enrollment spends the one-time token: let the first run get that far.
+                let first = try launch()
+                let enrolled = ContinuousClock.now + .seconds(60)
+                while !FileManager.default.fileExists(atPath: "\(engineRoot)/identity/identity.json"), ContinuousClock.now < enrolled {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                kill(first.processIdentifier, SIGKILL)
+                first.waitUntilExit()
+                var delays: [Int] = []
+                for round in 0..<50 {
+                    if round == 20 {
+                        try scenario.publishV2()
+                        try await scenario.promoteV2()
+                    }
+                    let process = try launch()
+                    let delay = Int.random(in: 100...2500)
+                    delays.append(delay)
+                    try await Task.sleep(for: .milliseconds(delay))
+                    kill(process.processIdentifier, SIGKILL)
+                    process.waitUntilExit()
+                }
+
+                // Left to run: it converges.
+                let last = try launch()
+                defer { kill(last.processIdentifier, SIGTERM) }
+                let layout = EngineLayout(root: engineRoot)
+                let deadline = ContinuousClock.now + .seconds(240)
+                var vms: [VMStatus] = []
+                while ContinuousClock.now < deadline {
+                    vms = (try? ControlClient.send(ControlRequest(action: .list), to: "\(engineRoot)/control.sock"))?.vms ?? []
+                    let images = FileManager.default.fileExists(atPath: layout.imageDisk(.init(name: "kit", version: "2")))
+                    if images, vms.count == 2, vms.allSatisfy({ $0.phase == .running }) { break }
+                    try await Task.sleep(for: .milliseconds(500))
+                }
+                let engineLog = (try? String(contentsOfFile: "\(root)/engine.log", encoding: .utf8)) ?? ""
+                #expect(vms.map(\.phase) == [.running, .running], "kill delays (ms) \(delays); \(vms); log: \(engineLog.suffix(3000))")
+                // Whole images, byte for byte what was published. (v1 is there only if its pull
+                // ended before v2 replaced it in the desired state.)
+                if let v1 = FileManager.default.contents(atPath: layout.imageDisk(.init(name: "kit", version: "1"))) {
+                    #expect(v1 == FileManager.default.contents(atPath: scenario.kit.rootDisk))
+                }
+                #expect(FileManager.default.contents(atPath: layout.imageDisk(.init(name: "kit", version: "2"))) == FileManager.default.contents(atPath: "\(root)/v2.img"))
+                // One QEMU per VM, however many Engines were killed while starting them.
+                let qemus = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int32.init).filter { pid in
+                    guard let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+                    let text = String(decoding: cmdline, as: UTF8.self)
+                    return text.contains("qemu-system") && text.contains("\(engineRoot)/") && Engine.isAlive(pid)
+                }
+                #expect(qemus.count == 2, "QEMU processes: \(qemus)")
+                // Every persistent disk is consistent.
+                for vm in ["work", "personal"] {
+                    for disk in [layout.vm(vm).localDisk, layout.vm(vm).userDisk] {
+                        let check = Process()
+                        check.executableURL = URL(fileURLWithPath: "/usr/bin/qemu-img")
+                        check.arguments = ["check", "-U", disk]
+                        check.standardOutput = FileHandle.nullDevice
+                        check.standardError = FileHandle.nullDevice
+                        try check.run()
+                        check.waitUntilExit()
+                        #expect(check.terminationStatus == 0, "qemu-img check \(disk)")
+                    }
+                }
+                // The Center heard from it.
+                let devices = try #require(try await scenario.owner.call(.GET, "/api/v1/devices")["list"] as? [[String: Any]])
+                #expect(devices.count == 1 && devices.first?["lastCheckIn"] != nil)
+            } catch {
+                await scenario.finish()
+                throw error
+            }
+            await scenario.finish()
         }
 
         struct VMBody: Encodable {
