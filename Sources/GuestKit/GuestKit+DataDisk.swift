@@ -24,4 +24,21 @@ extension GuestKit {
         try HostTool(name: "debugfs", debianPackage: "e2fsprogs").run(["-R", "dump \(pathInImage) \(scratch)", image])
         return FileManager.default.contents(atPath: scratch)
     }
+
+    /// Replaces (or creates) a file in an ext4 disk image without mounting it (with `debugfs`),
+    /// as an image's next version changes a file.
+    public static func writeFile(_ contents: Data, to pathInImage: String, inDisk image: String) throws(GuestKitError) {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("hearth-write-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        guard FileManager.default.createFile(atPath: scratch, contents: contents) else {
+            throw .fileSystem(path: scratch, reason: "cannot write a scratch file")
+        }
+        let debugfs = HostTool(name: "debugfs", debianPackage: "e2fsprogs")
+        // `rm` of a missing file only complains; `write` refuses to replace, hence both.
+        try debugfs.run(["-w", "-R", "rm \(pathInImage)", image])
+        try debugfs.run(["-w", "-R", "write \(scratch) \(pathInImage)", image])
+        guard try readFile(pathInImage, fromDisk: image) == contents else {
+            throw .fileSystem(path: image, reason: "debugfs did not write \(pathInImage)")
+        }
+    }
 }

@@ -3,25 +3,36 @@ import Foundation
 import GuestKit
 import QMP
 
-/// `hearth demo`: Hearth's main job on embedded defaults. For now it builds the guest test
-/// kit and boots a VM from it, narrating each step; it grows into the end-to-end story.
+/// `hearth demo`: Hearth's main job on embedded defaults (`MainJob`), narrated step by step.
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Run Hearth's main job on embedded defaults: build the guest kit, boot a VM, run a probe in it."
+        abstract: "Run Hearth's main job end to end on loopback: a Center, a gold image, an enrolled Engine with two desktops, an update by delta, a lease, a wipe.",
+        discussion: """
+        Everything runs on this machine: the Center on 127.0.0.1 over HTTPS with SQLite and its own CA, \
+        the image repository in the Center's data folder, the Engine with its VMs under QEMU (TCG where \
+        KVM cannot run guests). Only the passing of days is simulated, on a clock the Center and the \
+        Engine share. Logs go to the work folder; a failing step names itself and where they are.
+        """
     )
 
     @Option(help: "Where kits and downloaded packages are kept.")
     var cacheDir: String = GuestKit.defaultCacheDirectory
 
-    @Option(help: "Where the VM's disks, sockets and logs go, kept afterwards (default: a new folder under /tmp, removed after a successful run).")
+    @Option(help: "A new or empty folder for the Center's data, the Engine's root and the logs (default: a new folder under /tmp, removed after a successful run).")
     var workDir: String?
 
     @Option(help: "auto (KVM where it really works, else TCG), kvm or tcg.")
     var accel: AcceleratorOption = .auto
 
-    @Option(help: "Seconds to wait for the guest's boot marker.")
+    @Option(help: "Seconds to wait for a guest to boot.")
     var bootTimeout: Int = 180
+
+    @Flag(help: "Have the Engine check in right after each admin change instead of at its check-in interval (30 s).")
+    var fast = false
+
+    @Flag(help: "Leave the Center running afterwards (until Ctrl-C) and print how to log in to it.")
+    var keep = false
 
     @Flag(help: "Keep the work folder after a successful run.")
     var keepFiles = false
@@ -37,120 +48,71 @@ struct DemoCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let runDirectory = try workDir ?? Self.makeRunDirectory()
+        let work = try workDir.map(Self.prepare) ?? Self.makeRunDirectory()
         // Only a folder the demo made itself is removed afterwards.
-        let removeAfterwards = workDir == nil && !keepFiles
+        let removeAfterwards = workDir == nil && !keepFiles && !keep
         let narrator = Narrator(totalSteps: 7)
-        print("Hearth demo: boot a VM from the guest test kit (files in \(runDirectory))")
+        print("Hearth demo: a Center, a gold image, an Engine with a work and a personal desktop (files in \(work))")
+        let accelerator = chooseAccelerator()
+        var options = MainJob.Options(workDirectory: work)
+        options.cacheDirectory = cacheDir
+        options.accelerator = accelerator
+        options.bootTimeout = .seconds(bootTimeout)
+        options.fast = fast
+        let job = try MainJob(options: options, narrator: narrator)
+        let outcome: MainJob.Outcome
         do {
-            try await run(in: runDirectory, narrator: narrator)
+            outcome = try await job.run()
         } catch {
-            print("The demo stopped. Logs: \(runDirectory)/qemu.log (QEMU) and \(runDirectory)/console.log (guest console).")
-            throw error
+            print("The demo stopped at step \(narrator.step) of \(narrator.totalSteps): \(error)")
+            print("Logs: \(job.logs). The work folder \(work) is kept.")
+            await job.abandon()
+            throw ExitCode.failure
         }
         print("Done in \(Narrator.format(narrator.elapsed)).")
+        if keep {
+            print("""
+            The Center keeps running at \(outcome.base) (its clock \(MainJob.leaseDays + 1) days ahead, as the demo left it).
+              log in:  hearth admin login --center \(outcome.base) --ca \(outcome.caPath) --username owner < \(outcome.passwordFile)
+              then:    hearth admin devices; hearth admin audit (HEARTH_ADMIN_SESSION=FILE keeps this session apart from your own)
+            (The web console comes with the Center's console; until then the API and `hearth admin` are the way in.)
+            Press Ctrl-C to stop it.
+            """)
+            fflush(nil)
+            await EngineRunCommand.waitForTermination()
+        }
+        await outcome.finish()
         if removeAfterwards {
-            try? FileManager.default.removeItem(atPath: runDirectory)
+            try? FileManager.default.removeItem(atPath: work)
         } else {
-            print("Files kept in \(runDirectory).")
+            print("Files kept in \(work).")
         }
     }
 
-    private func run(in runDirectory: String, narrator: Narrator) async throws {
-        let kit: GuestKit = try await narrator.step("Preparing the guest test kit from Debian packages") {
-            let (kit, provenance) = try GuestKit.prepare(cacheDirectory: cacheDir) { narrator.detail($0) }
-            return (kit, "\(provenance == .cached ? "reused" : "built") kit \(kit.release), kernel \(kit.kernelRelease)")
-        }
-
-        let accelerator: Accelerator = try await narrator.step("Choosing the accelerator") {
-            let choice = AcceleratorProbe.probe()
-            switch accel {
-            case .auto:
-                if let warning = choice.warning {
-                    narrator.warn(warning)
-                    return (.tcg, "TCG (see the warning above)")
-                }
-                return (choice.accelerator, "KVM: \(choice.reason)")
-            case .kvm:
-                return (.kvm, "KVM, as asked (the probe says: \(choice.reason))")
-            case .tcg:
-                return (.tcg, "TCG, as asked")
-            }
-        }
-
-        let dataDisk = "\(runDirectory)/data.img"
-        let vm = KitVM(
-            kit: kit, runDirectory: runDirectory, name: "hearth-demo", accelerator: accelerator,
-            disks: [.init(name: "data", path: dataDisk)], probe: Self.probe
-        )
-        let (process, qmp): (QEMUProcess, QMPClient) = try await narrator.step("Starting QEMU with a 64 MiB data disk") {
-            try GuestKit.makeDataDisk(at: dataDisk)
-            let process = try QEMUProcess.launch(try vm.prepare(), stderrLog: vm.qemuLog)
-            let qmp = try await process.connectQMP()
-            let version = qmp.greeting.version.qemu
-            return ((process, qmp), "QEMU \(version.major).\(version.minor).\(version.micro) running as pid \(process.pid), QMP connected")
-        }
-
-        do {
-            try await narrator.step("Booting the guest (waiting for its boot marker)") {
-                let elapsed = try await process.waitForConsole(containing: GuestKit.bootMarker, timeout: .seconds(bootTimeout))
-                return ((), "the guest printed its boot marker \(Narrator.format(elapsed)) after QEMU started")
-            }
-            let report = try await narrator.step("Running the probe: write a file on the data disk and read it back") {
-                let report = try await vm.waitForProbe(in: process, timeout: .seconds(60))
-                guard report.status == 0 else {
-                    throw DemoError.probeFailed(status: report.status, output: report.lines)
-                }
-                return (report, "the guest read back: \(report.lines.first ?? "")")
-            }
-            try await narrator.step("Shutting down (ACPI power button, then quit, then kill)") {
-                let outcome = await process.shutdown(qmp: qmp, grace: .seconds(30))
-                await qmp.close()
-                return ((), "\(outcome == .guestPoweredOff ? "the guest powered off cleanly" : "stopped: \(outcome.rawValue)")")
-            }
-            try await narrator.step("Checking on the host what the guest wrote") {
-                let written = try GuestKit.readFile("/hello.txt", fromDisk: dataDisk).map { String(decoding: $0, as: UTF8.self) }
-                guard let written, written.trimmingCharacters(in: .newlines) == report.lines.first else {
-                    throw DemoError.fileMismatch(expected: report.lines.first ?? "", found: written)
-                }
-                return ((), "/hello.txt on data.img holds the same line")
-            }
-        } catch {
-            _ = await process.shutdown(qmp: qmp, grace: .seconds(5))
-            await qmp.close()
-            throw error
+    private func chooseAccelerator() -> Accelerator {
+        let choice = AcceleratorProbe.probe()
+        switch accel {
+        case .auto:
+            if let warning = choice.warning { print(warning) }
+            return choice.accelerator
+        case .kvm: return .kvm
+        case .tcg: return .tcg
         }
     }
 
-    /// The guest writes a line that only this boot can produce, syncs, and reads it back.
-    static let probe = """
-    set -e
-    disk=$(hearth-disk data)
-        mkdir -p /mnt/data
-    mount -t ext4 "$disk" /mnt/data
-    echo "written by the guest in boot $(cat /proc/sys/kernel/random/boot_id)" > /mnt/data/hello.txt
-    sync
-    cat /mnt/data/hello.txt
-    umount /mnt/data
-    """
+    /// A folder named with --work-dir: made if missing, and refused if it holds anything (a
+    /// Center or an Engine left there would not be a fresh start).
+    static func prepare(_ path: String) throws -> String {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        guard (try FileManager.default.contentsOfDirectory(atPath: path)).isEmpty else {
+            throw ValidationError("--work-dir \(path) is not empty; name a new or empty folder")
+        }
+        return path
+    }
 
     static func makeRunDirectory() throws -> String {
         let path = "/tmp/hearth-demo-\(UUID().uuidString.prefix(8).lowercased())"
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
-    }
-}
-
-enum DemoError: Error, CustomStringConvertible {
-    case probeFailed(status: Int32, output: [String])
-    case fileMismatch(expected: String, found: String?)
-
-    var description: String {
-        switch self {
-        case .probeFailed(let status, let output):
-            "the probe failed in the guest with status \(status): \(output.suffix(3).joined(separator: " | "))"
-        case .fileMismatch(let expected, let found):
-            "the data disk does not hold what the guest reported writing (expected '\(expected)', found \(found.map { "'\($0)'" } ?? "no file"))"
-        }
     }
 }

@@ -17,26 +17,32 @@ final class Narrator {
     func step<T>(_ title: String, _ body: () async throws -> (T, String)) async throws -> T {
         step += 1
         let prefix = "[\(step)/\(totalSteps)]"
-        print("\(prefix) \(title) …")
+        say("\(prefix) \(title) …")
         let began = clock.now
         do {
             let (value, outcome) = try await body()
-            print("\(String(repeating: " ", count: prefix.count)) \(outcome) (\(Self.format(clock.now - began)))")
+            say("\(String(repeating: " ", count: prefix.count)) \(outcome) (\(Self.format(clock.now - began)))")
             return value
         } catch {
-            print("\(String(repeating: " ", count: prefix.count)) FAILED after \(Self.format(clock.now - began)): step \(step), \(title.lowercased())")
+            say("\(String(repeating: " ", count: prefix.count)) FAILED after \(Self.format(clock.now - began)): step \(step), \(title.lowercased())")
             throw error
         }
     }
 
     /// A detail line under the current step.
     func detail(_ text: String) {
-        print("      \(text)")
+        say("      \(text)")
     }
 
     /// A warning, in line with the steps so that it reads in order.
     func warn(_ text: String) {
-        print(text)
+        say(text)
+    }
+
+    /// A line out at once, also when standard output is a pipe or a file (a CI log).
+    private func say(_ line: String) {
+        print(line)
+        fflush(nil)
     }
 
     var elapsed: Duration { clock.now - start }

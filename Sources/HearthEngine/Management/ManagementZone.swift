@@ -42,6 +42,8 @@ public actor ManagementZone {
     private var handled: [String: CommandReport]
     private var pulls: [ImageReference: Task<Void, Never>] = [:]
     private var autostarted: Set<String> = []
+    /// Set by `checkInSoon()`: the loop ends its wait and checks in.
+    private var nudged = false
 
     /// Opens the management zone of an enrolled Engine and applies the desired state it last
     /// heard (offline start).
@@ -103,8 +105,19 @@ public actor ManagementZone {
                 delay = backoff * Double.random(in: 0.8...1.2)
                 logger.warning("check-in failed; trying again", metadata: ["error": "\(error)", "in.seconds": "\(Int(delay))", "lease": "\(lease.standing)"])
             }
-            try? await Task.sleep(for: .seconds(delay))
+            // Waits in short slices so that `checkInSoon()` is heard within a quarter second.
+            let until = ContinuousClock.now + .milliseconds(Int(delay * 1000))
+            while !Task.isCancelled, !nudged, ContinuousClock.now < until {
+                try? await Task.sleep(for: .milliseconds(250))
+            }
+            nudged = false
         }
+    }
+
+    /// Ends the loop's wait: it checks in now rather than at the interval (as after "check in
+    /// now" from the user, or when the demo does not want to wait).
+    public func checkInSoon() {
+        nudged = true
     }
 
     /// One check-in: report status, take the lease, carry out commands, converge on the VMs.

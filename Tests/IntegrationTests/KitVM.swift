@@ -1,12 +1,13 @@
 import Foundation
 import GuestKit
+@testable import HearthCLI
 import QMP
 
-/// A VM booted from the guest test kit, as the main job and the integration tests start it:
+/// A VM booted from the guest test kit without an Engine, as the boot tests start it:
 /// the kit's kernel and initramfs, its root disk attached read-only (the kit is never written),
 /// extra disks by name, and a probe script handed over fw_cfg.
-public struct KitVM: Sendable {
-    public struct ExtraDisk: Sendable {
+struct KitVM: Sendable {
+    struct ExtraDisk: Sendable {
         public var name: String
         public var path: String
         public var format: QEMUConfiguration.Disk.Format
@@ -18,17 +19,17 @@ public struct KitVM: Sendable {
         }
     }
 
-    public var kit: GuestKit
+    var kit: GuestKit
     /// Sockets, logs and the probe file live here; keep the path short (socket paths are
     /// limited to 107 bytes).
-    public var runDirectory: String
-    public var name: String
-    public var accelerator: Accelerator
-    public var memoryMiB: Int
-    public var disks: [ExtraDisk]
-    public var probe: String?
+    var runDirectory: String
+    var name: String
+    var accelerator: Accelerator
+    var memoryMiB: Int
+    var disks: [ExtraDisk]
+    var probe: String?
 
-    public init(kit: GuestKit, runDirectory: String, name: String, accelerator: Accelerator, memoryMiB: Int = 256, disks: [ExtraDisk] = [], probe: String? = nil) {
+    init(kit: GuestKit, runDirectory: String, name: String, accelerator: Accelerator, memoryMiB: Int = 256, disks: [ExtraDisk] = [], probe: String? = nil) {
         self.kit = kit
         self.runDirectory = runDirectory
         self.name = name
@@ -38,11 +39,11 @@ public struct KitVM: Sendable {
         self.probe = probe
     }
 
-    public var consoleLog: String { "\(runDirectory)/console.log" }
-    public var qemuLog: String { "\(runDirectory)/qemu.log" }
+    var consoleLog: String { "\(runDirectory)/console.log" }
+    var qemuLog: String { "\(runDirectory)/qemu.log" }
 
     /// Writes the probe file and returns the configuration QEMU is started with.
-    public func prepare() throws -> QEMUConfiguration {
+    func prepare() throws -> QEMUConfiguration {
         try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
         var firmwareFiles: [QEMUConfiguration.FirmwareFile] = []
         if let probe {
@@ -68,7 +69,7 @@ public struct KitVM: Sendable {
     }
 
     /// Waits for the probe's report on the console. On a timeout or an early exit QEMU is killed.
-    public func waitForProbe(in process: QEMUProcess, timeout: Duration) async throws -> ProbeReport {
+    func waitForProbe(in process: QEMUProcess, timeout: Duration) async throws -> ProbeReport {
         try await process.waitForConsole(containing: "HEARTH-PROBE-END", timeout: timeout)
         guard let report = ProbeReport.parse(console: ConsoleLog(path: consoleLog).contents()) else {
             await process.kill()
