@@ -197,6 +197,17 @@ import Testing
             // One token, one device.
             let reused = try await harness.call(.POST, "/api/v1/enroll", json: ["token": secret, "csr": try DeviceIdentity().csr(), "name": "other"])
             #expect(reused.status == 410 && reused.errorMessage.contains("already used"))
+            // The same key again (its answer lost) before the first check-in: the same device,
+            // a new certificate; the first one no longer works.
+            let first = identity
+            let resumed = try await harness.call(.POST, "/api/v1/enroll", json: ["token": secret, "csr": try identity.csr(), "name": "alice-laptop"])
+            #expect(resumed.status == 201 && resumed.object["deviceID"] as? String == deviceID)
+            identity.certificatePEM = resumed.object["certificate"] as? String
+            #expect(identity.certificatePEM != first.certificatePEM)
+            let stale = try await harness.call(.POST, "/api/v1/device/checkin", json: CenterHarness.status, client: try harness.deviceClient(first))
+            #expect(stale.status == 403)
+            let resumes = try await harness.call(.GET, "/api/v1/audit?action=device.enroll.resume", token: owner)
+            #expect((resumes.json as? [[String: Any]])?.count == 1)
             #expect(try await harness.call(.POST, "/api/v1/enroll", json: ["token": "hte_forged", "csr": try DeviceIdentity().csr(), "name": "x"]).status == 401)
 
             let device = try harness.deviceClient(identity)
@@ -207,6 +218,10 @@ import Testing
             let seen = try await harness.call(.GET, "/api/v1/devices/\(deviceID)", token: owner)
             #expect(seen.object["lastCheckIn"] != nil)
             #expect(((seen.object["status"] as? [String: Any])?["inventory"] as? [String: Any])?["cpus"] as? Int == 2)
+            // Once the device has checked in, the token is spent for good, even for its own key.
+            let afterCheckIn = try await harness.call(.POST, "/api/v1/enroll", json: ["token": secret, "csr": try identity.csr(), "name": "alice-laptop"])
+            #expect(afterCheckIn.status == 410)
+            #expect(try await harness.call(.POST, "/api/v1/device/checkin", json: CenterHarness.status, client: device).status == 200)
 
             // Without the certificate, and after retirement, the device API refuses.
             let anonymous = try await harness.call(.POST, "/api/v1/device/checkin", json: CenterHarness.status)

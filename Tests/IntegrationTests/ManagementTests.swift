@@ -292,7 +292,7 @@ extension VMSuites {
         }
 
         /// `hearth engine run` as a real process, killed with SIGKILL at 50 random moments while it
-        /// enrolls, pulls (slowed by a bandwidth limit), starts VMs and takes a new version; every
+        /// enrolls (an enrollment cut after the Center spent the token resumes), pulls (slowed by a bandwidth limit), starts VMs and takes a new version; every
         /// restart carries on, and in the end it has converged: whole images, the VMs running
         /// once each, their disks consistent.
         @Test func killedAtFiftyRandomMomentsTheEngineConverges() async throws {
@@ -316,14 +316,6 @@ extension VMSuites {
                     try process.run()
                     return process
                 }
-                // Enrollment spends the one-time token: let the first run get that far.
-                let first = try launch()
-                let enrolled = ContinuousClock.now + .seconds(60)
-                while !FileManager.default.fileExists(atPath: "\(engineRoot)/identity/identity.json"), ContinuousClock.now < enrolled {
-                    try await Task.sleep(for: .milliseconds(20))
-                }
-                kill(first.processIdentifier, SIGKILL)
-                first.waitUntilExit()
                 var delays: [Int] = []
                 for round in 0..<50 {
                     if round == 20 {
@@ -411,5 +403,52 @@ extension VMSuites {
             _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
             return Int(UInt16(bigEndian: address.sin_port))
         }
+    }
+}
+
+/// An Engine that lost the Center's answer to its enrollment (cut off, or killed before it kept
+/// it) enrolls again with the same token; nobody else can.
+@Suite struct EnrollmentResumeTests {
+    @Test func anEnrollmentWhoseAnswerWasLostResumesWithTheSameKeyOnly() async throws {
+        let root = "/tmp/her-\(UUID().uuidString.prefix(6).lowercased())"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let clock = VMSuites.ManagementTests.Clock()
+        let (running, first) = try await VMSuites.ManagementTests.startCenter(URL(fileURLWithPath: "\(root)/center"), port: 0, clock: clock)
+        let base = "https://127.0.0.1:\(running.port)", caPEM = running.center.ca.pem
+        do {
+            let once = try await VMSuites.ManagementTests.Admin(base: base, caPEM: caPEM).login("owner", try #require(first.ownerPassword))
+            try await once.call(.POST, "/api/v1/me/password", ["current": try #require(first.ownerPassword), "new": "owner-password-1"])
+            let owner = try await once.login("owner", "owner-password-1")
+            let token = try #require(try await owner.call(.POST, "/api/v1/enrollment-tokens", [:])["secret"] as? String)
+            let layout = EngineLayout(root: "\(root)/e")
+
+            // The Engine keeps its key, the request goes out, the Center spends the token, and
+            // the answer never arrives (here: it is dropped).
+            let key = try EngineIdentity.pendingKey(layout)
+            let keptKey = try #require(FileManager.default.contents(atPath: "\(EngineIdentity.pendingFolder(layout))/device.key"))
+            let client = try CenterClient(center: base, caPEM: caPEM, identity: nil)
+            let lost = try await client.enroll(EnrollRequest(token: token, csr: try EngineIdentity.certificateRequest(key: key, deviceName: "laptop"), name: "laptop"))
+            await client.shutdown()
+
+            // Another Engine with the same token and its own key: refused.
+            await #expect { _ = try await EngineIdentity.enroll(center: base, caPEM: caPEM, token: token, deviceName: "thief", layout: EngineLayout(root: "\(root)/other")) }
+                throws: { "\($0)".contains("already used") }
+            // The same Engine, started again: enrolled as the same device, the pending key gone.
+            let (identity, files) = try await EngineIdentity.enroll(center: base, caPEM: caPEM, token: token, deviceName: "laptop", layout: layout)
+            #expect(identity.deviceID == lost.deviceID)
+            #expect(Data(files.keyPEM.utf8) == keptKey)
+            #expect(!FileManager.default.fileExists(atPath: EngineIdentity.pendingFolder(layout)))
+            let kit = try VMSuites.BootTests.kit()
+            let boot = GuestBoot(kernel: kit.kernel, initrd: kit.initramfs, commandLine: "console=ttyS0", bootMarker: GuestKit.bootMarker)
+            let zone = try await ManagementZone(engine: try Engine(layout: layout, boot: boot, accelerator: .tcg), identity: identity, files: files)
+            try await zone.checkIn()
+            let devices = try #require(try await owner.call(.GET, "/api/v1/devices")["list"] as? [[String: Any]])
+            #expect(devices.count == 1 && devices.first?["lastCheckIn"] != nil)
+        } catch {
+            await running.shutdown()
+            throw error
+        }
+        await running.shutdown()
     }
 }

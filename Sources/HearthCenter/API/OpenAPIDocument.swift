@@ -597,7 +597,7 @@ paths:
                 name: {type: string}
       responses:
         '201':
-          description: The device's client certificate and the Center's CA.
+          description: The device's client certificate and the Center's CA. A spent token sent again with a request for the same key, before the device's first check-in, gets a new certificate for the same device (an answer lost in transit).
           content:
             application/json:
               schema:

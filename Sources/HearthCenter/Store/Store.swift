@@ -178,7 +178,8 @@ public struct Store: Sendable {
     }
 
     /// Spends `secret` and records the device `issue` certifies. The token is taken in the same
-    /// transaction, so two devices racing with one token cannot both enroll.
+    /// transaction, so two devices racing with one token cannot both enroll. A device that
+    /// spent the token but lost the answer resumes with the same key (see inside).
     public func enroll(secret: String, name: String, address: String,
                        issue: @Sendable (_ deviceID: String) throws -> (serial: String, publicKeySHA256: String, certificate: String)) async throws -> (Device, certificate: String) {
         try Validate.deviceName(name)
@@ -189,7 +190,24 @@ public struct Store: Sendable {
             }
             let tokenID = try row.decode(column: "id", as: String.self)
             if try row.decode(column: "used", as: Int64?.self) != nil {
-                throw APIError.gone("this enrollment token was already used; each token enrolls one device — ask your admin for a new one")
+                let spent = APIError.gone("this enrollment token was already used; each token enrolls one device — ask your admin for a new one")
+                // The device that spent it may have lost the answer (cut off, or killed before it
+                // kept it). The same key asking again, before the device ever checked in, gets
+                // a new certificate for the same device: only the key's holder can use it.
+                guard let deviceID = try row.decode(column: "device_id", as: String?.self),
+                      let device = try await db.raw("SELECT * FROM devices WHERE id = \(bind: deviceID)").first(),
+                      try device.decode(column: "retired", as: Int64?.self) == nil,
+                      try device.decode(column: "last_checkin", as: Int64?.self) == nil else { throw spent }
+                let issued = try issue(deviceID)
+                guard issued.publicKeySHA256 == (try device.decode(column: "public_key_sha256", as: String.self)) else { throw spent }
+                try await db.raw("UPDATE devices SET certificate_serial = \(bind: issued.serial), last_address = \(bind: address) WHERE id = \(bind: deviceID)").run()
+                try await Self.audit(db, at: now, .device(deviceID, address: address), "device.enroll.resume", "device:\(deviceID)",
+                                     before: ["serial": try device.decode(column: "certificate_serial", as: String.self)],
+                                     after: ["token": tokenID, "serial": issued.serial])
+                var resumed = try Self.device(device)
+                resumed.certificateSerial = issued.serial
+                resumed.lastAddress = address
+                return (resumed, issued.certificate)
             }
             if try row.decode(column: "expires", as: Int64.self) <= now {
                 throw APIError.gone("this enrollment token expired; ask your admin for a new one")

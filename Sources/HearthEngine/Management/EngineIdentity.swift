@@ -54,8 +54,9 @@ public struct EngineIdentity: Codable, Sendable, Equatable {
         return (identity, Files(certificatePEM: try text("device.pem"), keyPEM: try text("device.key"), caPEM: try text("ca.pem")))
     }
 
-    /// Enrolls this Engine with a one-time token: makes a key, sends a certificate request for
-    /// it, and keeps what the Center answers.
+    /// Enrolls this Engine with a one-time token: makes a key (kept at once, so that an
+    /// interrupted enrollment resumes with it), sends a certificate request for it, and keeps
+    /// what the Center answers.
     ///
     /// - Parameter caPEM: the Center's CA as the admin handed it over (the Center prints its
     ///   fingerprint at start): the enrollment call already trusts nothing else.
@@ -65,13 +66,10 @@ public struct EngineIdentity: Codable, Sendable, Equatable {
         guard !FileManager.default.fileExists(atPath: "\(folder)/identity.json") else {
             throw ManagementError.notEnrolled("this Engine is already enrolled (\(folder)); to enroll it again, move that folder away first")
         }
-        let key = P256.Signing.PrivateKey()
-        let csr = try CertificateSigningRequest(
-            version: .v1, subject: try DistinguishedName { CommonName(deviceName) }, privateKey: Certificate.PrivateKey(key),
-            attributes: CertificateSigningRequest.Attributes(), signatureAlgorithm: .ecdsaWithSHA256)
+        let key = try pendingKey(layout)
         let client = try CenterClient(center: center, caPEM: caPEM, identity: nil)
         defer { withExtendedLifetime(client) {} }
-        let answer = try await client.enroll(EnrollRequest(token: token, csr: try csr.serializeAsPEM().pemString, name: deviceName))
+        let answer = try await client.enroll(EnrollRequest(token: token, csr: try certificateRequest(key: key, deviceName: deviceName), name: deviceName))
         await client.shutdown()
         guard let raw = Data(base64Encoded: answer.leaseKey), (try? Curve25519.Signing.PublicKey(rawRepresentation: raw)) != nil else {
             throw ManagementError.badLease("the Center's lease key is not an Ed25519 public key")
@@ -91,6 +89,34 @@ public struct EngineIdentity: Codable, Sendable, Equatable {
         guard rename(partial, folder) == 0 else {
             throw EngineError.io(path: folder, reason: String(cString: strerror(errno)))
         }
+        try? FileManager.default.removeItem(atPath: pendingFolder(layout))
         return (identity, files)
+    }
+
+    /// A PKCS#10 request for `key`, in PEM.
+    static func certificateRequest(key: P256.Signing.PrivateKey, deviceName: String) throws -> String {
+        let csr = try CertificateSigningRequest(
+            version: .v1, subject: try DistinguishedName { CommonName(deviceName) }, privateKey: Certificate.PrivateKey(key),
+            attributes: CertificateSigningRequest.Attributes(), signatureAlgorithm: .ecdsaWithSHA256)
+        return try csr.serializeAsPEM().pemString
+    }
+
+    static func pendingFolder(_ layout: EngineLayout) -> String { "\(folder(layout)).pending" }
+
+    /// The key this enrollment uses: the one an earlier, interrupted enrollment kept, or a new
+    /// one, kept before its request leaves. An Engine killed after the Center spent the token
+    /// but before it kept the answer asks again with the same key, and the Center answers
+    /// again for that key alone.
+    static func pendingKey(_ layout: EngineLayout) throws -> P256.Signing.PrivateKey {
+        let folder = pendingFolder(layout)
+        let path = "\(folder)/device.key"
+        if let data = FileManager.default.contents(atPath: path),
+           let key = try? P256.Signing.PrivateKey(pemRepresentation: String(decoding: data, as: UTF8.self)) {
+            return key
+        }
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let key = P256.Signing.PrivateKey()
+        try DurableFile.write(Data(key.pemRepresentation.utf8), to: path, mode: 0o600)
+        return key
     }
 }
