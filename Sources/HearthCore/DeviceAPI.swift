@@ -177,6 +177,37 @@ public struct CommandReport: Codable, Sendable, Equatable {
     }
 }
 
+/// `PUT /api/v1/device/commands/{id}/diagnostics`: the log bundle a collectDiagnostics
+/// command asks for: the Engine's state and the end of each log, as text.
+public struct DiagnosticsBundle: Codable, Sendable, Equatable {
+    public struct File: Codable, Sendable, Equatable {
+        public var path: String
+        /// The file's whole size; `text` is its end when it is larger.
+        public var size: UInt64
+        public var text: String
+
+        public init(path: String, size: UInt64, text: String) {
+            self.path = path
+            self.size = size
+            self.text = text
+        }
+    }
+
+    public var collected: Date
+    /// VM states, lease, updates, lock: one line each.
+    public var summary: String
+    public var files: [File]
+
+    /// The most a bundle may hold, in bytes of JSON (the Center refuses more).
+    public static let maximumBytes = 200 << 10
+
+    public init(collected: Date, summary: String, files: [File]) {
+        self.collected = collected
+        self.summary = summary
+        self.files = files
+    }
+}
+
 /// What the Center answers a check-in with: the device's desired state.
 public struct CheckInResponse: Codable, Sendable, Equatable {
     public var deviceID: String

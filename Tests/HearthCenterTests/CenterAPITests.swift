@@ -238,6 +238,48 @@ import Testing
         }
     }
 
+    @Test(arguments: Backend.allCases)
+    func aDeviceUploadsTheDiagnosticsItWasAskedForAndAnAdminReadsThem(backend: Backend) async throws {
+        try await CenterHarness.with(backend) { harness in
+            let owner = try await harness.ownerToken()
+            let (identity, deviceID) = try await harness.enrollDevice(owner: owner)
+            let (other, otherID) = try await harness.enrollDevice(owner: owner)
+            let device = try harness.deviceClient(identity)
+            let ask = try await harness.call(.POST, "/api/v1/devices/\(deviceID)/commands", json: ["kind": "collectDiagnostics"], token: owner)
+            let id = try #require(ask.object["id"] as? String)
+            let lock = try #require(try await harness.call(.POST, "/api/v1/devices/\(deviceID)/commands", json: ["kind": "lock"], token: owner).object["id"] as? String)
+            let bundle: [String: Any] = ["collected": "2026-11-21T10:00:00Z", "summary": "lease: valid",
+                                         "files": [["path": "/var/lib/hearth/run/work/console.log", "size": 12, "text": "booted\r\nok\n"]]]
+
+            // Not before the command reached the device.
+            #expect(try await harness.call(.PUT, "/api/v1/device/commands/\(id)/diagnostics", json: bundle, client: device).status == 409)
+            _ = try await harness.call(.POST, "/api/v1/device/checkin", json: CenterHarness.status, client: device)
+            let stored = try await harness.call(.PUT, "/api/v1/device/commands/\(id)/diagnostics", json: bundle, client: device)
+            #expect(stored.status == 200 && (stored.object["size"] as? Int ?? 0) > 0, "\(stored.status) \(stored.errorMessage)")
+            // Another device's command, a command of another kind, a bundle too large: refused.
+            let otherClient = try harness.deviceClient(other)
+            #expect(try await harness.call(.PUT, "/api/v1/device/commands/\(id)/diagnostics", json: bundle, client: otherClient).status == 404)
+            #expect(try await harness.call(.PUT, "/api/v1/device/commands/\(lock)/diagnostics", json: bundle, client: device).status == 409)
+            let huge: [String: Any] = ["collected": "2026-11-21T10:00:00Z", "summary": "",
+                                       "files": [["path": "x", "size": 300_000, "text": String(repeating: "a", count: 300_000)]]]
+            #expect(try await harness.call(.PUT, "/api/v1/device/commands/\(id)/diagnostics", json: huge, client: device).status == 413)
+            _ = otherID
+
+            // The admin reads what was uploaded, byte for byte; the upload is audited.
+            let read = try await harness.call(.GET, "/api/v1/commands/\(id)/diagnostics", token: owner)
+            #expect(read.status == 200 && read.object["deviceID"] as? String == deviceID)
+            let files = (read.object["bundle"] as? [String: Any])?["files"] as? [[String: Any]]
+            #expect(files?.first?["text"] as? String == "booted\r\nok\n")
+            let audit = try await harness.call(.GET, "/api/v1/audit?action=diagnostics.upload", token: owner)
+            #expect((audit.json as? [[String: Any]])?.count == 1)
+            #expect(try await harness.call(.GET, "/api/v1/commands/\(lock)/diagnostics", token: owner).status == 404)
+
+            // Once the command is completed, its bundle is final.
+            _ = try await harness.call(.POST, "/api/v1/device/commands/\(id)", json: ["state": "completed", "result": "uploaded"], client: device)
+            #expect(try await harness.call(.PUT, "/api/v1/device/commands/\(id)/diagnostics", json: bundle, client: device).status == 409)
+        }
+    }
+
     @Test func aCertificateRequestNotSignedByItsKeyIsRefused() async throws {
         try await CenterHarness.with(.sqlite) { harness in
             let owner = try await harness.ownerToken()

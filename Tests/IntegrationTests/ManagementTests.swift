@@ -234,6 +234,20 @@ extension VMSuites {
                 let commands = try #require(try await owner.call(.GET, "/api/v1/devices/\(deviceID)/commands")["list"] as? [[String: Any]])
                 #expect(commands.first { $0["id"] as? String == restartID }?["state"] as? String == "completed")
 
+                // Diagnostics: the Engine uploads its logs; the admin reads the work VM's console
+                // there, and nothing of the device's identity.
+                let ask = try await AdminClient(center: base, caPEM: caPEM, token: owner.token)
+                    .send(.POST, "/api/v1/devices/\(deviceID)/commands", json: ["kind": "collectDiagnostics"])
+                let askID = try #require((try JSONSerialization.jsonObject(with: ask) as? [String: Any])?["id"] as? String)
+                try await zone.checkIn()
+                let decoder = JSONDecoder()
+                decoder.dateDecodingStrategy = .iso8601
+                let diagnostics = try decoder.decode(DiagnosticsRecord.self, from: try await AdminClient(center: base, caPEM: caPEM, token: owner.token)
+                    .send(.GET, "/api/v1/commands/\(askID)/diagnostics"))
+                #expect(diagnostics.bundle.files.contains { $0.path == layout.vm("work").consoleLog && $0.text.contains(GuestKit.bootMarker) })
+                #expect(diagnostics.bundle.summary.contains("vm work (work): running"), "\(diagnostics.bundle.summary)")
+                #expect(!diagnostics.bundle.files.contains { $0.path.contains("/identity") })
+
                 // The Center goes away: the VMs keep running and restart within the lease.
                 await scenario.running.shutdown()
                 await #expect(throws: ManagementError.self) { try await zone.checkIn() }

@@ -8,7 +8,7 @@ struct AdminCommand: AsyncParsableCommand {
         subcommands: [
             AdminLoginCommand.self, AdminPasswordCommand.self, AdminUsersCommand.self, AdminGroupsCommand.self,
             AdminEnrollTokenCommand.self, AdminDevicesCommand.self, AdminCommandCommand.self, AdminApproveCommand.self,
-            AdminAuditCommand.self,
+            AdminAuditCommand.self, AdminDiagnosticsCommand.self,
         ]
     )
 }

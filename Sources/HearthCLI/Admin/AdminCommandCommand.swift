@@ -31,6 +31,7 @@ struct AdminCommandCommand: AsyncParsableCommand {
         try printAnswer(data, as: CommandRecord.self, json: json) { command in
             print("\(command.kind.rawValue) \(command.id): \(command.state.rawValue)")
             if command.state == .awaitingApproval { print("a second admin approves it with: hearth admin approve \(command.id)") }
+            if command.kind == .collectDiagnostics { print("once the device has carried it out, read its logs with: hearth admin diagnostics \(command.id)") }
         }
     }
 }

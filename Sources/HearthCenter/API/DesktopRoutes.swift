@@ -96,6 +96,9 @@ extension Center {
         Route(method: .get, path: "/api/v1/commands", access: .admin(.read)) { _, _, center in
             try JSONBody.response(try await center.store.commands(device: nil))
         },
+        Route(method: .get, path: "/api/v1/commands/{id}/diagnostics", access: .admin(.read)) { _, context, center in
+            try JSONBody.response(try await center.store.diagnostics(commandID: try context.parameters.require("id")))
+        },
         Route(method: .post, path: "/api/v1/commands/{id}/approve", access: .admin(.wipe)) { _, context, center in
             try JSONBody.response(try await center.store.approveCommand(id: try context.parameters.require("id"), by: context.actor))
         },

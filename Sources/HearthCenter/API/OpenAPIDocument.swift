@@ -196,6 +196,21 @@ components:
             users: {type: array, items: {type: string}}
             groups: {type: array, items: {type: string}}
             policy: {$ref: '#/components/schemas/Policy'}
+    DiagnosticsBundle:
+      type: object
+      required: [collected, summary, files]
+      properties:
+        collected: {type: string, format: date-time}
+        summary: {type: string, description: "VM states, lease, updates and lock, one line each."}
+        files:
+          type: array
+          items:
+            type: object
+            required: [path, size, text]
+            properties:
+              path: {type: string}
+              size: {type: integer, description: The file's whole size; text is its end when it is larger.}
+              text: {type: string}
     Command:
       type: object
       required: [id, deviceID, kind, state, createdBy, created]
@@ -1002,6 +1017,29 @@ paths:
               schema: {type: array, items: {$ref: '#/components/schemas/Command'}}
         '401': {$ref: '#/components/responses/Error'}
         '403': {$ref: '#/components/responses/Error'}
+  /api/v1/commands/{id}/diagnostics:
+    parameters:
+      - {name: id, in: path, required: true, schema: {type: string}}
+    get:
+      operationId: getDiagnostics
+      security: [{session: []}]
+      responses:
+        '200':
+          description: The log bundle the device uploaded for this collectDiagnostics command.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [commandID, deviceID, uploaded, size, bundle]
+                properties:
+                  commandID: {type: string}
+                  deviceID: {type: string}
+                  uploaded: {type: string, format: date-time}
+                  size: {type: integer}
+                  bundle: {$ref: '#/components/schemas/DiagnosticsBundle'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
   /api/v1/commands/{id}/approve:
     parameters:
       - {name: id, in: path, required: true, schema: {type: string}}
@@ -1085,5 +1123,29 @@ paths:
         '403': {$ref: '#/components/responses/Error'}
         '404': {$ref: '#/components/responses/Error'}
         '409': {$ref: '#/components/responses/Error'}
+  /api/v1/device/commands/{id}/diagnostics:
+    parameters:
+      - {name: id, in: path, required: true, schema: {type: string}}
+    put:
+      operationId: uploadDiagnostics
+      security: [{device: []}]
+      description: The device uploads the bundle of a collectDiagnostics command it is carrying out (at most 200 KiB of JSON); a second upload replaces the first.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/DiagnosticsBundle'}
+      responses:
+        '200':
+          description: Kept.
+          content:
+            application/json:
+              schema: {type: object, required: [commandID, size, uploaded], properties: {commandID: {type: string}, size: {type: integer}, uploaded: {type: string, format: date-time}}}
+        '400': {$ref: '#/components/responses/Error'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
+        '409': {$ref: '#/components/responses/Error'}
+        '413': {$ref: '#/components/responses/Error'}
 """#
 }

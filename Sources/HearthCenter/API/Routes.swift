@@ -201,6 +201,14 @@ extension Center {
             return try JSONBody.response(try await center.store.reportCommand(id: try context.parameters.require("id"), device: device,
                                                                               report: report, address: context.address))
         },
+        Route(method: .put, path: "/api/v1/device/commands/{id}/diagnostics", access: .device) { request, context, center in
+            let bundle = try await JSONBody.decode(DiagnosticsBundle.self, from: request, context: context)
+            let device = try await center.authenticatedDevice(context)
+            let record = try await center.store.storeDiagnostics(commandID: try context.parameters.require("id"), device: device,
+                                                                 bundle: bundle, address: context.address)
+            struct Stored: Encodable { let commandID: String; let size: Int; let uploaded: Date }
+            return try JSONBody.response(Stored(commandID: record.commandID, size: record.size, uploaded: record.uploaded))
+        },
     ] + desktopRoutes + commandRoutes
 }
 

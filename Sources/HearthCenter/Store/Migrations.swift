@@ -120,6 +120,16 @@ enum Migrations {
                 "INSERT INTO catalog_version (id, version) VALUES (1, 0)",
             ]
         },
+        Migration(number: 4, name: "diagnostics bundles uploaded by devices") { _ in
+            [
+                """
+                CREATE TABLE diagnostics (
+                    command_id TEXT PRIMARY KEY REFERENCES commands(id) ON DELETE CASCADE,
+                    device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+                    uploaded BIGINT NOT NULL, size BIGINT NOT NULL, body TEXT NOT NULL)
+                """,
+            ]
+        },
     ]
 
     /// Applies every migration not yet applied; several Centers starting at once apply each once.

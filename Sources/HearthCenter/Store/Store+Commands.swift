@@ -204,3 +204,58 @@ extension Store {
                                vms: vms, lease: lease, commands: commands)
     }
 }
+
+/// A diagnostics bundle as the Center keeps it.
+public struct DiagnosticsRecord: Codable, Sendable, Equatable {
+    public var commandID: String
+    public var deviceID: String
+    public var uploaded: Date
+    public var size: Int
+    public var bundle: DiagnosticsBundle
+}
+
+extension Store {
+    /// Keeps the bundle a device uploads for its collectDiagnostics command, replacing an
+    /// earlier upload of the same command (a retry after a cut).
+    public func storeDiagnostics(commandID: String, device: Device, bundle: DiagnosticsBundle, address: String) async throws -> DiagnosticsRecord {
+        let command = try await command(id: commandID)
+        guard command.deviceID == device.id else { throw APIError.notFound("no command \(commandID) for this device") }
+        guard command.kind == .collectDiagnostics else {
+            throw APIError.conflict("command \(commandID) is a \(command.kind.rawValue), not a collectDiagnostics; only that one takes a bundle")
+        }
+        guard [.delivered, .acknowledged].contains(command.state) else {
+            throw APIError.conflict("command \(commandID) is \(command.state.rawValue); a bundle is uploaded while the command is under way")
+        }
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = .sortedKeys
+        let body = String(decoding: try encoder.encode(bundle), as: UTF8.self)
+        guard body.utf8.count <= DiagnosticsBundle.maximumBytes else {
+            throw APIError(.contentTooLarge, "too_large", "a diagnostics bundle holds at most \(DiagnosticsBundle.maximumBytes >> 10) KiB")
+        }
+        let now = seconds
+        try await database.transaction { db in
+            try await db.raw("""
+                INSERT INTO diagnostics (command_id, device_id, uploaded, size, body)
+                VALUES (\(bind: commandID), \(bind: device.id), \(bind: now), \(bind: body.utf8.count), \(bind: body))
+                ON CONFLICT (command_id) DO UPDATE SET uploaded = excluded.uploaded, size = excluded.size, body = excluded.body
+                """).run()
+            try await Self.audit(db, at: now, .device(device.id, address: address), "diagnostics.upload", "device:\(device.id)",
+                                 before: nil, after: ["command": commandID, "bytes": "\(body.utf8.count)", "files": "\(bundle.files.count)"])
+        }
+        return DiagnosticsRecord(commandID: commandID, deviceID: device.id, uploaded: Self.date(now), size: body.utf8.count, bundle: bundle)
+    }
+
+    public func diagnostics(commandID: String) async throws -> DiagnosticsRecord {
+        let row = try await database.read { db in try await db.raw("SELECT * FROM diagnostics WHERE command_id = \(bind: commandID)").first() }
+        guard let row else { throw APIError.notFound("no diagnostics for command \(commandID); the device uploads them when it carries the command out") }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        guard let bundle = try? decoder.decode(DiagnosticsBundle.self, from: Data(try row.decode(column: "body", as: String.self).utf8)) else {
+            throw CenterError.storage("the stored diagnostics of command \(commandID) cannot be read")
+        }
+        return DiagnosticsRecord(commandID: commandID, deviceID: try row.decode(column: "device_id", as: String.self),
+                                 uploaded: Self.date(try row.decode(column: "uploaded", as: Int64.self)),
+                                 size: Int(try row.decode(column: "size", as: Int64.self)), bundle: bundle)
+    }
+}

@@ -59,6 +59,12 @@ public final class CenterClient: Sendable {
         _ = try await exchange(.POST, "/api/v1/device/commands/\(id)", report, as: Ignored.self)
     }
 
+    /// Uploads the log bundle of a collectDiagnostics command; returns the bytes the Center kept.
+    public func uploadDiagnostics(command id: String, _ bundle: DiagnosticsBundle) async throws -> Int {
+        struct Stored: Decodable { let size: Int }
+        return try await exchange(.PUT, "/api/v1/device/commands/\(id)/diagnostics", bundle, as: Stored.self).size
+    }
+
     /// A file of the Center's repository (the trust anchor), at most `maxLength` bytes; nil on 404.
     public func repositoryFile(_ path: String, maxLength: Int) async throws -> Data? {
         var request = HTTPClientRequest(url: "\(base)/repository/\(path)")

@@ -34,27 +34,49 @@ enum Inventory {
     }
 }
 
-/// The collectDiagnostics command's report: VM states, lease, updates and the end of each VM's
-/// QEMU and console logs, at most 60 KiB (the Center keeps a command result up to 64 KiB).
+/// The collectDiagnostics command's bundle: a summary (VM states, lease, updates, lock) and the
+/// end of each file that tells what happened: every VM's QEMU and console logs, and the Engine's
+/// state, desired state, lease and command record. Never the identity folder (the device key).
 enum Diagnostics {
-    static func collect(engine: Engine, layout: EngineLayout, lease: String, updates: [ImageUpdate]) async throws -> String {
+    /// How much of each file's end goes in, and the most the files may add up to, so that the
+    /// bundle stays under `DiagnosticsBundle.maximumBytes` however many VMs there are.
+    static let perFile = 24 << 10
+    static let allFiles = 150 << 10
+
+    static func collect(engine: Engine, layout: EngineLayout, lease: String, updates: [ImageUpdate], now: Date) async throws -> DiagnosticsBundle {
         var lines = ["Hearth Engine diagnostics", "lease: \(lease)"]
         if let lock = await engine.lockReason { lines.append("locked: \(lock)") }
         for update in updates {
             lines.append("update \(update.image): \(update.state.rawValue), \(update.bytesFetched) bytes fetched\(update.error.map { " — \($0)" } ?? "")")
         }
+        var paths = ["\(layout.root)/state.json", "\(layout.root)/desired.json", "\(layout.root)/lease.json", "\(layout.root)/commands.json"]
         for vm in try await engine.status() {
             lines.append("vm \(vm.name) (\(vm.role)): \(vm.phase.rawValue), image \(vm.bootedImage ?? vm.image)\(vm.lastFailure.map { "; last failure: \($0)" } ?? "")\(vm.blocked.map { "; may not start: \($0)" } ?? "")")
-            let paths = layout.vm(vm.name)
-            for log in [paths.qemuLog, paths.consoleLog] {
-                guard let data = FileManager.default.contents(atPath: log) else { continue }
-                let tail = String(decoding: data.suffix(4096), as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).suffix(30)
-                lines.append("--- \(log) (last \(tail.count) lines)")
-                lines.append(contentsOf: tail.map(String.init))
-            }
+            let run = layout.vm(vm.name)
+            paths += [run.qemuLog, run.consoleLog, run.consoleLog + ".previous"]
         }
-        var text = lines.joined(separator: "\n")
-        if text.utf8.count > 60 << 10 { text = String(decoding: Array(text.utf8.suffix(60 << 10)), as: UTF8.self) }
-        return text
+        var files: [DiagnosticsBundle.File] = []
+        var budget = allFiles
+        for path in paths where budget > 0 {
+            guard let handle = FileHandle(forReadingAtPath: path) else { continue }
+            defer { try? handle.close() }
+            let size = (try? handle.seekToEnd()) ?? 0
+            let take = UInt64(min(perFile, budget))
+            try? handle.seek(toOffset: size > take ? size - take : 0)
+            let data = (try? handle.readToEnd()) ?? Data()
+            budget -= data.count
+            files.append(.init(path: path, size: size, text: String(decoding: data, as: UTF8.self)))
+        }
+        var bundle = DiagnosticsBundle(collected: now, summary: lines.joined(separator: "\n"), files: files)
+        // JSON escapes control characters (a console log's CRs, a terminal's escapes), which can
+        // make the bundle larger than its raw text: halve the largest file until it fits.
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        while let encoded = try? encoder.encode(bundle), encoded.count > DiagnosticsBundle.maximumBytes,
+              let largest = bundle.files.indices.max(by: { bundle.files[$0].text.utf8.count < bundle.files[$1].text.utf8.count }),
+              !bundle.files[largest].text.isEmpty {
+            bundle.files[largest].text = String(bundle.files[largest].text.suffix(bundle.files[largest].text.count / 2))
+        }
+        return bundle
     }
 }

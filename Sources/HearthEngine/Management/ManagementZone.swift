@@ -357,7 +357,9 @@ public actor ManagementZone {
             }
             return "reset \(personal.map(\.name).joined(separator: ", ")): local and user disks new"
         case .collectDiagnostics:
-            return try await Diagnostics.collect(engine: engine, layout: layout, lease: "\(lease.standing)", updates: shared.updates())
+            let bundle = try await Diagnostics.collect(engine: engine, layout: layout, lease: "\(lease.standing)", updates: shared.updates(), now: lease.now())
+            let kept = try await client.uploadDiagnostics(command: command.id, bundle)
+            return "uploaded \(bundle.files.count) files (\(kept) bytes); read them with hearth admin diagnostics \(command.id)\n\(bundle.summary)"
         }
     }
 }
