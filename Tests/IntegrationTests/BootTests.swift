@@ -158,19 +158,32 @@ extension VMSuites {
             #expect(error?.description.contains("apt-get update") == true)
         }
 
-        @Test func theMainJobRunsEndToEnd() throws {
+        /// `hearth demo` as a user runs it: the command's exit status and its refusal of a work
+        /// folder that is not empty. (MainJobTests checks each step's outcome.)
+        @Test func theDemoCommandExitsCleanlyAndRefusesAFolderInUse() throws {
             let binDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
             let hearth = binDirectory.appendingPathComponent("hearth")
             try #require(FileManager.default.isExecutableFile(atPath: hearth.path), "build the hearth product first (scripts/test does)")
-            let process = Process()
-            process.executableURL = hearth
-            process.arguments = ["demo"]
-            let output = Pipe()
-            process.standardOutput = output
-            try process.run()
-            let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            #expect(process.terminationStatus == 0, "hearth demo failed:\n\(printed)")
+            func demo(_ arguments: [String]) throws -> (Int32, String) {
+                let process = Process()
+                process.executableURL = hearth
+                process.arguments = ["demo", "--fast"] + arguments
+                let output = Pipe()
+                process.standardOutput = output
+                process.standardError = output
+                try process.run()
+                let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                process.waitUntilExit()
+                return (process.terminationStatus, printed)
+            }
+            let (status, printed) = try demo([])
+            #expect(status == 0, "hearth demo failed:\n\(printed)")
+            let folder = "/tmp/hdemo-\(UUID().uuidString.prefix(6).lowercased())"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            FileManager.default.createFile(atPath: "\(folder)/something", contents: Data())
+            let (refused, message) = try demo(["--work-dir", folder])
+            #expect(refused != 0 && message.contains("not empty"), "\(refused): \(message)")
         }
     }
 }
