@@ -230,6 +230,9 @@ public actor ManagementZone {
         pulls[image] = nil
         switch outcome {
         case .success(let result):
+            // The Center hears of the new version at once, not at the next interval. (A failure
+            // waits for it: the retry comes with that check-in, not in a tight loop.)
+            defer { nudged = true }
             // Every VM's own user must read the gold image; nothing writes it (overlays do).
             for folder in ["\(layout.root)/images", "\(layout.root)/images/\(image.name)", layout.imageDirectory(image)] {
                 chmod(folder, 0o755)
