@@ -9,6 +9,17 @@ public struct GuestKit: Sendable, Equatable, Codable {
     public static let bootMarker = "HEARTH-BOOT-MARKER"
     /// The fw_cfg name under which the guest looks for its probe script.
     public static let probeFirmwareName = "opt/org.hearth/probe"
+    /// A probe's first lines when it runs under the Engine: mounts the VM's local and user disks
+    /// (serials `local` and `user`) at `/mnt/local` and `/mnt/user`, making an ext2 filesystem on
+    /// a disk that has none yet (its first boot). The probe ends with `umount /mnt/local /mnt/user`.
+    public static let probeMountingEngineDisks = """
+    for disk in local user; do
+        dev=$(hearth-disk $disk)
+        mkdir -p /mnt/$disk
+        mount -t ext2 $dev /mnt/$disk 2>/dev/null || { mke2fs -q $dev && mount -t ext2 $dev /mnt/$disk; }
+    done
+
+    """
     /// The virtio serial of the root disk, which the initramfs mounts.
     public static let rootDiskSerial = "hearth-root"
     /// The kernel metapackage the kit follows.

@@ -83,12 +83,7 @@ extension VMSuites {
 
             /// A probe for `vm`: `write` puts a line on each disk, `read` prints what is there.
             func probe(_ vm: String, _ mode: String) throws -> [QEMUConfiguration.FirmwareFile] {
-                let script = """
-                for disk in local user; do
-                    dev=$(hearth-disk $disk)
-                    mkdir -p /mnt/$disk
-                    mount -t ext2 $dev /mnt/$disk 2>/dev/null || { mke2fs -q $dev && mount -t ext2 $dev /mnt/$disk; }
-                done
+                let script = GuestKit.probeMountingEngineDisks + """
                 if [ "\(mode)" = write ]; then
                     echo "system-\(vm)" > /system-probe.txt
                     echo "local-\(vm)" > /mnt/local/probe.txt

@@ -103,9 +103,7 @@ extension VMSuites {
             func publishV2() throws -> String {
                 let v2Disk = "\(root)/v2.img"
                 try FileManager.default.copyItem(atPath: kit.rootDisk, toPath: v2Disk)
-                try "kit-v2\n".write(toFile: "\(root)/release", atomically: true, encoding: .utf8)
-                try ExtendBootTests.tool("/usr/sbin/debugfs", ["-w", "-R", "rm /etc/hearth-release", v2Disk])
-                try ExtendBootTests.tool("/usr/sbin/debugfs", ["-w", "-R", "write \(root)/release /etc/hearth-release", v2Disk])
+                try GuestKit.writeFile(Data("kit-v2\n".utf8), to: "/etc/hearth-release", inDisk: v2Disk)
                 try publisher.publish(disk: v2Disk, name: "kit", version: "2")
                 return v2Disk
             }
@@ -163,18 +161,13 @@ extension VMSuites {
                 try FileManager.default.createDirectory(atPath: probes, withIntermediateDirectories: true)
                 func probe(_ mode: String) throws {
                     for vm in ["work", "personal"] {
-                        try """
-                        for disk in local user; do
-                            dev=$(hearth-disk $disk)
-                            mkdir -p /mnt/$disk
-                            mount -t ext2 $dev /mnt/$disk 2>/dev/null || { mke2fs -q $dev && mount -t ext2 $dev /mnt/$disk; }
-                        done
+                        try (GuestKit.probeMountingEngineDisks + """
                         [ "\(mode)" = write ] && echo "user-\(vm)" > /mnt/user/probe.txt
                         echo "user=$(cat /mnt/user/probe.txt 2>/dev/null || echo none)"
                         echo "release=$(cat /etc/hearth-release)"
                         umount /mnt/local /mnt/user
                         sync
-                        """.write(toFile: "\(probes)/\(vm).sh", atomically: true, encoding: .utf8)
+                        """).write(toFile: "\(probes)/\(vm).sh", atomically: true, encoding: .utf8)
                     }
                 }
                 try probe("write")

@@ -307,18 +307,13 @@ final class MainJob {
         let probes = "\(work)/probes"
         try FileManager.default.createDirectory(atPath: probes, withIntermediateDirectories: true)
         for vm in ["work", "personal"] {
-            try """
-            for disk in local user; do
-                dev=$(hearth-disk $disk)
-                mkdir -p /mnt/$disk
-                mount -t ext2 $dev /mnt/$disk 2>/dev/null || { mke2fs -q $dev && mount -t ext2 $dev /mnt/$disk; }
-            done
+            try (GuestKit.probeMountingEngineDisks + """
             [ -f /mnt/user/notes.txt ] || echo "\(Self.user)'s \(vm) notes, written on $(cat /etc/hearth-release)" > /mnt/user/notes.txt
             echo "user=$(cat /mnt/user/notes.txt)"
             echo "release=$(cat /etc/hearth-release)"
             umount /mnt/local /mnt/user
             sync
-            """.write(toFile: "\(probes)/\(vm).sh", atomically: true, encoding: .utf8)
+            """).write(toFile: "\(probes)/\(vm).sh", atomically: true, encoding: .utf8)
         }
         await engine.setFirmwareProvider { definition in
             [.init(name: GuestKit.probeFirmwareName, path: "\(probes)/\(definition.name).sh")]
