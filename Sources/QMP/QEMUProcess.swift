@@ -66,18 +66,24 @@ public final class QEMUProcess: Sendable {
         defer { try? output.close() }
 
         let process = Process()
+        // A child inherits blocked and ignored signals, and a daemon's process has them: the
+        // signal sources that wait for SIGTERM and SIGINT block those. `env --default-signal`
+        // (coreutils) unblocks every signal and resets it to the default, then execs, so that
+        // QEMU stops on SIGTERM as it documents (at a system shutdown, say).
+        guard let env = resolve("/usr/bin/env") else {
+            throw .executableNotFound("/usr/bin/env")
+        }
+        process.executableURL = URL(fileURLWithPath: env)
         if let user {
             // setpriv (util-linux) drops to the user, with no supplementary groups beyond those
             // named and no way back to privileges, then execs QEMU in the same process.
             guard let setpriv = resolve("setpriv") else {
                 throw .executableNotFound("setpriv")
             }
-            process.executableURL = URL(fileURLWithPath: setpriv)
             let groups = user.supplementaryGroups.isEmpty ? ["--clear-groups"] : ["--groups=\(user.supplementaryGroups.map(String.init).joined(separator: ","))"]
-            process.arguments = ["--reuid=\(user.uid)", "--regid=\(user.gid)"] + groups + ["--no-new-privs", "--", path] + arguments
+            process.arguments = ["--default-signal", setpriv, "--reuid=\(user.uid)", "--regid=\(user.gid)"] + groups + ["--no-new-privs", "--", path] + arguments
         } else {
-            process.executableURL = URL(fileURLWithPath: path)
-            process.arguments = arguments
+            process.arguments = ["--default-signal", path] + arguments
         }
         // QEMU needs nothing from the caller's environment; secrets held there stay there.
         process.environment = ["LC_ALL": "C"]

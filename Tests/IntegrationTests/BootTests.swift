@@ -95,6 +95,28 @@ extension VMSuites {
             await qmp.close()
         }
 
+        /// A daemon blocks the signals it waits for (libdispatch's signal sources do) and a child
+        /// inherits the mask: QEMU must still stop on SIGTERM, as at a system shutdown.
+        @Test func qemuStopsOnSIGTERMEvenWhenItsLauncherBlocksIt() async throws {
+            let run = try Self.runDirectory()
+            defer { try? FileManager.default.removeItem(atPath: run) }
+            let vm = KitVM(kit: try Self.kit(), runDirectory: run, name: "it-sigterm", accelerator: AcceleratorProbe.probe().accelerator)
+            let configuration = try vm.prepare()
+            var blocked = sigset_t(), previous = sigset_t()
+            sigemptyset(&blocked)
+            sigaddset(&blocked, SIGTERM)
+            pthread_sigmask(SIG_BLOCK, &blocked, &previous)
+            let launched = Result { try QEMUProcess.launch(configuration, stderrLog: vm.qemuLog) }
+            pthread_sigmask(SIG_SETMASK, &previous, nil)
+            let process = try launched.get()
+            let qmp = try await process.connectQMP()
+            kill(process.pid, SIGTERM)
+            let status = await process.waitForExit(timeout: .seconds(60))
+            if status == nil { await process.kill() }
+            #expect(status != nil, "QEMU did not stop on SIGTERM")
+            await qmp.close()
+        }
+
         @Test func aMissingQEMUIsNamedWithTheRemedy() throws {
             let run = try Self.runDirectory()
             defer { try? FileManager.default.removeItem(atPath: run) }
