@@ -60,6 +60,17 @@ struct DemoCommand: AsyncParsableCommand {
         options.bootTimeout = .seconds(bootTimeout)
         options.fast = fast
         let job = try MainJob(options: options, narrator: narrator)
+        // Ctrl-C during the run stops the demo's VMs (an Engine's VMs outlive it by design, a
+        // demo's must not); after it, with --keep, it stops the Center.
+        let finished = RunState()
+        let terminated = Task.detached { await EngineRunCommand.waitForTermination() }
+        Task.detached { [work] in
+            await terminated.value
+            guard !finished.isDone else { return }
+            print("\nInterrupted: stopping the demo's VMs; the work folder \(work) is kept.")
+            Self.stopProcesses(under: work)
+            Foundation.exit(130)
+        }
         let outcome: MainJob.Outcome
         do {
             outcome = try await job.run()
@@ -75,12 +86,14 @@ struct DemoCommand: AsyncParsableCommand {
             The Center keeps running at \(outcome.base) (its clock \(MainJob.leaseDays + 1) days ahead, as the demo left it).
               log in:  hearth admin login --center \(outcome.base) --ca \(outcome.caPath) --username owner < \(outcome.passwordFile)
               then:    hearth admin devices; hearth admin audit (HEARTH_ADMIN_SESSION=FILE keeps this session apart from your own)
-            (The web console comes with the Center's console; until then the API and `hearth admin` are the way in.)
+            (There is no web console yet; the API and `hearth admin` are the way in.)
             Press Ctrl-C to stop it.
             """)
             fflush(nil)
-            await EngineRunCommand.waitForTermination()
+            finished.markDone()
+            await terminated.value
         }
+        finished.markDone()
         await outcome.finish()
         if removeAfterwards {
             try? FileManager.default.removeItem(atPath: work)
@@ -108,6 +121,26 @@ struct DemoCommand: AsyncParsableCommand {
             throw ValidationError("--work-dir \(path) is not empty; name a new or empty folder")
         }
         return path
+    }
+
+    /// Sends SIGTERM to every process whose command line names a path under `folder`: the
+    /// demo's QEMUs, which run as their VMs' own users.
+    static func stopProcesses(under folder: String) {
+        for pid in ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int32.init) where pid != getpid() {
+            if let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
+               String(decoding: cmdline, as: UTF8.self).contains("\(folder)/") {
+                kill(pid, SIGTERM)
+            }
+        }
+    }
+
+    /// Whether the run is past the point where Ctrl-C means "abandon".
+    final class RunState: @unchecked Sendable {
+        // @unchecked: `done` is behind `lock`.
+        private let lock = NSLock()
+        private var done = false
+        var isDone: Bool { lock.withLock { done } }
+        func markDone() { lock.withLock { done = true } }
     }
 
     static func makeRunDirectory() throws -> String {
