@@ -212,6 +212,11 @@ public final class Center: Sendable {
     /// The device whose client certificate this connection presented: issued by this Center's
     /// CA, enrolled and not retired.
     func authenticatedDevice(_ context: CenterContext) async throws -> Device {
+        try await authenticatedCertificate(context).device
+    }
+
+    /// The device and the serial of the certificate it presented.
+    func authenticatedCertificate(_ context: CenterContext) async throws -> (device: Device, serial: String) {
         guard let certificate = await context.peerCertificate() else {
             throw APIError.unauthorized("this call needs the device's client certificate (mutual TLS); enroll the device first")
         }
@@ -219,10 +224,11 @@ public final class Center: Sendable {
               ca.certificate.publicKey.isValidSignature(certificate.signature, for: certificate) else {
             throw APIError.unauthorized("the client certificate was not issued by this Center")
         }
-        guard let device = try await store.device(certificateSerial: CertificateAuthority.hex(certificate.serialNumber)) else {
+        let serial = CertificateAuthority.hex(certificate.serialNumber)
+        guard let device = try await store.device(certificateSerial: serial) else {
             throw APIError.forbidden("this device was retired or is not enrolled; enroll it again with a new token")
         }
-        return device
+        return (device, serial)
     }
 
     func health() async throws -> Response {

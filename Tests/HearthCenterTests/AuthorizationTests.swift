@@ -77,6 +77,7 @@ import Testing
                 case (.patch, "/api/v1/admins/{id}"): ["role": "auditor"]
                 case (.post, "/api/v1/devices/{id}/commands"): ["kind": "restartVM", "vm": "work"]
                 case (.post, "/api/v1/device/commands/{id}"): ["state": "acknowledged"]
+                case (.post, "/api/v1/device/certificate"): ["csr": try DeviceIdentity().csr()]
                 case (.put, "/api/v1/device/commands/{id}/diagnostics"): ["collected": "2026-11-21T10:00:00Z", "summary": "matrix", "files": [Any]()]
                 default: route.method == .post || route.method == .put ? [String: Any]() : nil
                 }

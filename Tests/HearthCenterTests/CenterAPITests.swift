@@ -280,6 +280,44 @@ import Testing
         }
     }
 
+    @Test(arguments: Backend.allCases)
+    func aDeviceRenewsItsCertificateAndALostAnswerCostsNothing(backend: Backend) async throws {
+        try await CenterHarness.with(backend) { harness in
+            let owner = try await harness.ownerToken()
+            let (original, deviceID) = try await harness.enrollDevice(owner: owner)
+            func renew(_ identity: DeviceIdentity) async throws -> DeviceIdentity {
+                let answer = try await harness.call(.POST, "/api/v1/device/certificate", json: ["csr": try identity.csr()], client: try harness.deviceClient(identity))
+                guard answer.status == 200, let certificate = answer.object["certificate"] as? String else {
+                    throw HarnessError("renew: \(answer.status) \(answer.errorMessage)")
+                }
+                var renewed = identity
+                renewed.certificatePEM = certificate
+                return renewed
+            }
+            func checkIn(_ identity: DeviceIdentity) async throws -> Int {
+                try await harness.call(.POST, "/api/v1/device/checkin", json: CenterHarness.status, client: try harness.deviceClient(identity)).status
+            }
+            // Renewed: the new certificate works, and so does the one it was renewed with.
+            let lost = try await renew(original)
+            #expect(lost.certificatePEM != original.certificatePEM)
+            #expect(try await checkIn(lost) == 200)
+            #expect(try await checkIn(original) == 200)
+            // That answer was lost: the device renews again with the certificate it kept. The
+            // lost one stops working; the kept one still works until the device uses the new one.
+            let renewed = try await renew(original)
+            #expect(try await checkIn(renewed) == 200)
+            #expect(try await checkIn(original) == 200)
+            #expect(try await checkIn(lost) == 403)
+            let audit = try await harness.call(.GET, "/api/v1/audit?action=device.certificate.renew", token: owner)
+            #expect((audit.json as? [[String: Any]])?.count == 2)
+            // Retired: no certificate of it works, and none is renewed.
+            #expect(try await harness.call(.POST, "/api/v1/devices/\(deviceID)/retire", token: owner).status == 200)
+            for identity in [original, renewed] {
+                #expect(try await harness.call(.POST, "/api/v1/device/certificate", json: ["csr": try identity.csr()], client: try harness.deviceClient(identity)).status == 403)
+            }
+        }
+    }
+
     @Test func aCertificateRequestNotSignedByItsKeyIsRefused() async throws {
         try await CenterHarness.with(.sqlite) { harness in
             let owner = try await harness.ownerToken()

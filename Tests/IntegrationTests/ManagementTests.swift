@@ -416,7 +416,7 @@ extension VMSuites {
 /// An Engine that lost the Center's answer to its enrollment (cut off, or killed before it kept
 /// it) enrolls again with the same token; nobody else can.
 @Suite struct EnrollmentResumeTests {
-    @Test func anEnrollmentWhoseAnswerWasLostResumesWithTheSameKeyOnly() async throws {
+    @Test func anEnrollmentWhoseAnswerWasLostResumesWithTheSameKeyOnlyAndTheCertificateIsRenewedBeforeItExpires() async throws {
         let root = "/tmp/her-\(UUID().uuidString.prefix(6).lowercased())"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: root) }
@@ -452,6 +452,19 @@ extension VMSuites {
             try await zone.checkIn()
             let devices = try #require(try await owner.call(.GET, "/api/v1/devices")["list"] as? [[String: Any]])
             #expect(devices.count == 1 && devices.first?["lastCheckIn"] != nil)
+
+            // Eleven months on (the Engine's clock; certificates run a year), the check-in
+            // renews the certificate first, keeps it on disk, and calls with it.
+            var later = ManagementZone.Options()
+            later.now = { Date().addingTimeInterval(336 * 86_400) }
+            let aged = try await ManagementZone(engine: zone.engine, identity: identity, files: files, options: later)
+            try await aged.checkIn()
+            let kept = try #require(try EngineIdentity.load(layout)?.1)
+            #expect(kept.certificatePEM != files.certificatePEM && kept.keyPEM == files.keyPEM)
+            let renewals = try #require(try await owner.call(.GET, "/api/v1/audit?action=device.certificate.renew")["list"] as? [[String: Any]])
+            #expect(renewals.count == 1)
+            // The next check-in goes out on the renewed certificate's client.
+            try await aged.checkIn()
         } catch {
             await running.shutdown()
             throw error

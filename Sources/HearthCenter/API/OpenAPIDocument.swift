@@ -1123,6 +1123,25 @@ paths:
         '403': {$ref: '#/components/responses/Error'}
         '404': {$ref: '#/components/responses/Error'}
         '409': {$ref: '#/components/responses/Error'}
+  /api/v1/device/certificate:
+    post:
+      operationId: renewCertificate
+      security: [{device: []}]
+      description: A new client certificate for the calling device, for the key its request holds (its own or a new one). The certificate the device called with stays valid until it expires, so a lost answer costs nothing; the device's next renewal may present either.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {type: object, required: [csr], properties: {csr: {type: string, description: A PEM PKCS#10 request for an ECDSA P-256 or P-384 key.}}}
+      responses:
+        '200':
+          description: The new certificate and the Center's CA.
+          content:
+            application/json:
+              schema: {type: object, required: [certificate, caCertificate], properties: {certificate: {type: string}, caCertificate: {type: string}}}
+        '400': {$ref: '#/components/responses/Error'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
   /api/v1/device/commands/{id}/diagnostics:
     parameters:
       - {name: id, in: path, required: true, schema: {type: string}}

@@ -201,6 +201,18 @@ extension Center {
             return try JSONBody.response(try await center.store.reportCommand(id: try context.parameters.require("id"), device: device,
                                                                               report: report, address: context.address))
         },
+        Route(method: .post, path: "/api/v1/device/certificate", access: .device) { request, context, center in
+            struct Renewal: Decodable { let csr: String }
+            let renewal = try await JSONBody.decode(Renewal.self, from: request, context: context)
+            let (device, serial) = try await center.authenticatedCertificate(context)
+            let ca = center.ca
+            let certificate = try await center.store.renewCertificate(device: device, presentedSerial: serial, address: context.address) { id in
+                let issued = try ca.issueDeviceCertificate(csrPEM: renewal.csr, deviceID: id)
+                return (issued.serial, issued.publicKeySHA256, try issued.certificate.serializeAsPEM().pemString)
+            }
+            struct Renewed: Encodable { let certificate: String; let caCertificate: String }
+            return try JSONBody.response(Renewed(certificate: certificate, caCertificate: ca.pem))
+        },
         Route(method: .put, path: "/api/v1/device/commands/{id}/diagnostics", access: .device) { request, context, center in
             let bundle = try await JSONBody.decode(DiagnosticsBundle.self, from: request, context: context)
             let device = try await center.authenticatedDevice(context)

@@ -130,6 +130,12 @@ enum Migrations {
                 """,
             ]
         },
+        Migration(number: 5, name: "a device's previous certificate, valid until it expires, for a renewal whose answer was lost") { _ in
+            [
+                "ALTER TABLE devices ADD COLUMN previous_serial TEXT",
+                "CREATE INDEX devices_previous_serial ON devices(previous_serial)",
+            ]
+        },
     ]
 
     /// Applies every migration not yet applied; several Centers starting at once apply each once.

@@ -238,12 +238,33 @@ public struct Store: Sendable {
         return try Self.device(row)
     }
 
-    /// The device a client certificate belongs to, if it is enrolled and not retired.
+    /// The device a client certificate belongs to, if it is enrolled and not retired: its
+    /// current certificate, or the one before a renewal (until that one expires), so that a
+    /// device that lost the renewal's answer can still call.
     public func device(certificateSerial serial: String) async throws -> Device? {
         let row = try await database.read { db in
-            try await db.raw("SELECT * FROM devices WHERE certificate_serial = \(bind: serial) AND retired IS NULL").first()
+            try await db.raw("SELECT * FROM devices WHERE (certificate_serial = \(bind: serial) OR previous_serial = \(bind: serial)) AND retired IS NULL").first()
         }
         return try row.map(Self.device)
+    }
+
+    /// Renews a device's certificate: `issue` certifies the key the device sends (its own or a
+    /// new one). The certificate it called with stays valid until it expires; a renewal made
+    /// with the previous certificate (the last answer lost) keeps that one as the previous.
+    public func renewCertificate(device: Device, presentedSerial: String, address: String,
+                                 issue: @Sendable (_ deviceID: String) throws -> (serial: String, publicKeySHA256: String, certificate: String)) async throws -> String {
+        let issued = try issue(device.id)
+        let now = seconds
+        try await database.transaction { db in
+            try await db.raw("""
+                UPDATE devices SET certificate_serial = \(bind: issued.serial), previous_serial = \(bind: presentedSerial),
+                    public_key_sha256 = \(bind: issued.publicKeySHA256), last_address = \(bind: address)
+                WHERE id = \(bind: device.id) AND retired IS NULL
+                """).run()
+            try await Self.audit(db, at: now, .device(device.id, address: address), "device.certificate.renew", "device:\(device.id)",
+                                 before: ["serial": device.certificateSerial, "presented": presentedSerial], after: ["serial": issued.serial])
+        }
+        return issued.certificate
     }
 
     public func retire(deviceID: String, by actor: Actor) async throws -> Device {

@@ -59,6 +59,13 @@ public final class CenterClient: Sendable {
         _ = try await exchange(.POST, "/api/v1/device/commands/\(id)", report, as: Ignored.self)
     }
 
+    /// A new certificate for this device's key; returns its PEM.
+    public func renewCertificate(csr: String) async throws -> String {
+        struct Renewal: Encodable { let csr: String }
+        struct Renewed: Decodable { let certificate: String }
+        return try await exchange(.POST, "/api/v1/device/certificate", Renewal(csr: csr), as: Renewed.self).certificate
+    }
+
     /// Uploads the log bundle of a collectDiagnostics command; returns the bytes the Center kept.
     public func uploadDiagnostics(command id: String, _ bundle: DiagnosticsBundle) async throws -> Int {
         struct Stored: Decodable { let size: Int }

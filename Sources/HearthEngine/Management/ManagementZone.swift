@@ -1,7 +1,9 @@
+import Crypto
 import Foundation
 import HearthCore
 import ImageSync
 import Logging
+import X509
 
 /// The Engine's management zone: calls home to the Center, converges on the desired state it
 /// answers with (VMs, image versions, policies), keeps the lease, and carries out commands.
@@ -33,7 +35,11 @@ public actor ManagementZone {
     public nonisolated let layout: EngineLayout
     public nonisolated let identity: EngineIdentity
     public nonisolated let lease: LeaseKeeper
-    nonisolated let client: CenterClient
+    /// The client for Center calls; replaced when the certificate is renewed.
+    nonisolated var client: CenterClient { clientBox.value }
+    nonisolated let clientBox: ClientBox
+    /// The certificate and key in use (the certificate changes at renewal).
+    private var files: EngineIdentity.Files
     nonisolated let options: Options
     let logger: Logger
     /// Read by the Engine's start gate and by pull progress, from outside the actor.
@@ -54,7 +60,8 @@ public actor ManagementZone {
         self.identity = identity
         self.options = options
         self.logger = logger
-        client = try CenterClient(center: identity.center, caPEM: files.caPEM, identity: (files.certificatePEM, files.keyPEM))
+        clientBox = ClientBox(try CenterClient(center: identity.center, caPEM: files.caPEM, identity: (files.certificatePEM, files.keyPEM)))
+        self.files = files
         lease = try LeaseKeeper(path: "\(engine.layout.root)/lease.json", leaseKey: identity.leaseKey, deviceID: identity.deviceID, now: options.now)
         handled = (try? JSONDecoder().decode([String: CommandReport].self, from: Data(contentsOf: URL(fileURLWithPath: "\(engine.layout.root)/commands.json")))) ?? [:]
         let lease = lease
@@ -123,6 +130,7 @@ public actor ManagementZone {
     /// One check-in: report status, take the lease, carry out commands, converge on the VMs.
     @discardableResult
     public func checkIn() async throws -> CheckInResponse {
+        await renewCertificateIfDue()
         let answer = try await client.checkIn(try await status())
         try lease.accept(answer.lease)
         for command in answer.commands {
@@ -130,6 +138,33 @@ public actor ManagementZone {
         }
         try await apply(answer.vms)
         return answer
+    }
+
+    /// Days before its certificate expires that the Engine asks for a new one.
+    static let renewalWindow: TimeInterval = 30 * 86_400
+
+    /// Renews the device certificate (same key) once it has `renewalWindow` or less left by the
+    /// lease's clock. The certificate it replaces stays valid at the Center until it expires, so
+    /// a lost answer costs nothing: the next check-in tries again.
+    func renewCertificateIfDue() async {
+        guard let current = try? Certificate(pemEncoded: files.certificatePEM),
+              lease.now() >= current.notValidAfter.addingTimeInterval(-Self.renewalWindow) else { return }
+        do {
+            let key = try P256.Signing.PrivateKey(pemRepresentation: files.keyPEM)
+            let pem = try await client.renewCertificate(csr: try EngineIdentity.certificateRequest(key: key, deviceName: identity.deviceID))
+            guard let renewed = try? Certificate(pemEncoded: pem), renewed.publicKey == Certificate.PublicKey(key.publicKey),
+                  renewed.notValidAfter > current.notValidAfter else {
+                throw ManagementError.badCenter("the renewed certificate is not for this device's key or expires no later")
+            }
+            try DurableFile.write(Data(pem.utf8), to: "\(EngineIdentity.folder(layout))/device.pem", mode: 0o644)
+            files.certificatePEM = pem
+            let old = clientBox.swap(try CenterClient(center: identity.center, caPEM: files.caPEM, identity: (pem, files.keyPEM)))
+            await old.shutdown()
+            logger.notice("device certificate renewed", metadata: ["expires": "\(renewed.notValidAfter.ISO8601Format())"])
+        } catch {
+            logger.warning("device certificate not renewed; trying again at the next check-in",
+                           metadata: ["error": "\(error)", "expires": "\(current.notValidAfter.ISO8601Format())"])
+        }
     }
 
     /// What the Engine reports: inventory, VMs, image updates, compliance, lease, lock.
@@ -365,6 +400,18 @@ public actor ManagementZone {
             return "uploaded \(bundle.files.count) files (\(kept) bytes); read them with hearth admin diagnostics \(command.id)\n\(bundle.summary)"
         }
     }
+}
+
+/// The Center client, replaced at certificate renewal, read from outside the actor by pulls.
+final class ClientBox: @unchecked Sendable {
+    // @unchecked: `client` is behind `lock`.
+    private let lock = NSLock()
+    private var client: CenterClient
+
+    init(_ client: CenterClient) { self.client = client }
+    var value: CenterClient { lock.withLock { client } }
+    /// Puts `new` in place and returns the client it replaced (to shut down).
+    func swap(_ new: CenterClient) -> CenterClient { lock.withLock { defer { client = new }; return client } }
 }
 
 /// State the Engine's start gate and pull progress read from outside the actor.
