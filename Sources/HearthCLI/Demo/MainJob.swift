@@ -61,20 +61,6 @@ final class MainJob {
         }
     }
 
-    /// The receipt the Engine reports for a wipe, as the audit log keeps it.
-    struct WipeReceipt: Decodable {
-        struct VM: Decodable {
-            let name: String
-            let files: [String]
-        }
-        let deviceID: String
-        let command: String
-        let wipedAt: Date
-        let vms: [VM]
-        let bytes: UInt64
-        let method: String
-    }
-
     static let imageName = "desktop"
     static let user = "alice"
     static let group = "staff"

@@ -153,8 +153,8 @@ public actor ManagementZone {
             let key = try P256.Signing.PrivateKey(pemRepresentation: files.keyPEM)
             let pem = try await client.renewCertificate(csr: try EngineIdentity.certificateRequest(key: key, deviceName: identity.deviceID))
             guard let renewed = try? Certificate(pemEncoded: pem), renewed.publicKey == Certificate.PublicKey(key.publicKey),
-                  renewed.notValidAfter > current.notValidAfter else {
-                throw ManagementError.badCenter("the renewed certificate is not for this device's key or expires no later")
+                  renewed.notValidAfter >= current.notValidAfter else {
+                throw ManagementError.badCenter("the renewed certificate is not for this device's key or expires sooner than the one it replaces")
             }
             try DurableFile.write(Data(pem.utf8), to: "\(EngineIdentity.folder(layout))/device.pem", mode: 0o644)
             files.certificatePEM = pem
@@ -365,15 +365,7 @@ public actor ManagementZone {
         case .wipe:
             let wiped = try await engine.wipe(role: .work)
             try await engine.lock(reason: "wiped by command \(command.id)")
-            struct Receipt: Encodable {
-                let deviceID: String
-                let command: String
-                let wipedAt: Date
-                let vms: [Engine.WipedVM]
-                let bytes: UInt64
-                let method: String
-            }
-            let receipt = Receipt(deviceID: identity.deviceID, command: command.id, wipedAt: lease.now(), vms: wiped,
+            let receipt = WipeReceipt(deviceID: identity.deviceID, command: command.id, wipedAt: lease.now(), vms: wiped,
                                   bytes: wiped.reduce(0) { $0 + $1.bytes },
                                   method: "work VMs stopped, their disk files deleted, the device locked (crypto-erase comes with the security zone)")
             let encoder = JSONEncoder()
@@ -400,6 +392,16 @@ public actor ManagementZone {
             return "uploaded \(bundle.files.count) files (\(kept) bytes); read them with hearth admin diagnostics \(command.id)\n\(bundle.summary)"
         }
     }
+}
+
+/// What the Engine reports for a wipe (the command's result, kept in the Center's audit log).
+public struct WipeReceipt: Codable, Sendable, Equatable {
+    public var deviceID: String
+    public var command: String
+    public var wipedAt: Date
+    public var vms: [Engine.WipedVM]
+    public var bytes: UInt64
+    public var method: String
 }
 
 /// The Center client, replaced at certificate renewal, read from outside the actor by pulls.
