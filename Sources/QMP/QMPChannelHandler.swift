@@ -52,7 +52,12 @@ final class QMPChannelHandler: ChannelInboundHandler {
             context.close(promise: nil)
             return
         }
-        if !isGreeted {
+        if !isGreeted, members["event"] != nil, members["timestamp"] != nil {
+            // An event before the greeting: QEMU flushed output meant for the previous client's
+            // session (a RESUME right after that client's `cont` and close) to this connection
+            // before it sent this session's greeting. It belongs to nobody; the greeting follows.
+            logger.debug("QMP event before the greeting, left over from the previous session", metadata: ["qmp.message": "\(String(buffer: line).prefix(200))"])
+        } else if !isGreeted {
             // QEMU speaks first, with its greeting; a peer that says anything else is not QEMU.
             do {
                 greeting.succeed(try decoder.decode(GreetingEnvelope.self, from: line).QMP)

@@ -148,6 +148,24 @@ import Testing
         }
     }
 
+    /// Seen from QEMU 7.2 under load: a connection made right after another client's `cont` and
+    /// close first receives that session's RESUME event, then its own greeting.
+    @Test func anEventLeftOverFromThePreviousSessionIsSkipped() async throws {
+        let stale = #"{"timestamp": {"seconds": 1795299165, "microseconds": 74685}, "event": "RESUME"}"#
+        try await withStub(greeting: stale + "\r\n" + StubQMPServer.greeting) { path in
+            let client = try await QMPClient.connect(socketPath: path, timeout: .seconds(5))
+            #expect(client.greeting.version.package == "stub")
+            try await client.execute("cont", returning: QMPEmpty.self)
+            await client.close()
+        }
+        // Events and never a greeting: still not QEMU, within the timeout.
+        try await withStub(greeting: stale) { path in
+            await #expect(throws: QMPError.self) {
+                _ = try await QMPClient.connect(socketPath: path, timeout: .seconds(2))
+            }
+        }
+    }
+
     @Test func aPeerThatIsNotQMPIsNamed() async throws {
         try await withStub(greeting: #"{"hello": "I am not QEMU"}"#) { path in
             let error = await #expect(throws: QMPError.self) {
