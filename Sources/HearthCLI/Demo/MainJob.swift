@@ -146,7 +146,10 @@ final class MainJob {
             try await owner.send(.POST, "/api/v1/users", ["username": Self.user, "displayName": "Alice Example"])
             try await owner.send(.POST, "/api/v1/groups", ["name": Self.group])
             try await owner.send(.PUT, "/api/v1/groups/\(Self.group)/members/\(Self.user)")
-            for (name, role, network) in [("work", "work", "none"), ("personal", "personal", "internet")] {
+            // Internet-only is enforced by the host's firewall for the VM's own QEMU user, which
+            // takes root; a demo run by an ordinary user gives the personal desktop full access.
+            let personalNetwork = getuid() == 0 ? "internet" : "full"
+            for (name, role, network) in [("work", "work", "none"), ("personal", "personal", personalNetwork)] {
                 try await owner.send(.POST, "/api/v1/vms", DesktopBody(name: name, role: role, image: Self.imageName, channel: "stable", cpus: 1,
                                                                        memoryMiB: 256, localDiskBytes: 32 << 20, userDiskBytes: 64 << 20, network: network))
                 try await owner.send(.PUT, "/api/v1/vms/\(name)/assignments/group/\(Self.group)")
@@ -154,7 +157,7 @@ final class MainJob {
             try await owner.send(.PUT, "/api/v1/policies/group:\(Self.group)", Policy(leaseDays: Self.leaseDays, checkInIntervalSeconds: options.checkInInterval,
                                                                                       usbClasses: ["hid"], backupSchedule: "daily"))
             try await owner.send(.PUT, "/api/v1/policies/vm:work", Policy(network: VMDefinition.NetworkMode.none))
-            return ((), "work (no network) and personal (internet) assigned to \(Self.group); lease \(Self.leaseDays) days, check-in every \(options.checkInInterval) s")
+            return ((), "work (no network) and personal (\(personalNetwork == "internet" ? "internet only" : "full network: internet-only needs root")) assigned to \(Self.group); lease \(Self.leaseDays) days, check-in every \(options.checkInInterval) s")
         }
 
         // 4. The Engine enrolls, pulls v1 and boots both desktops.
