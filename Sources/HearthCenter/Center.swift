@@ -173,6 +173,7 @@ public final class Center: Sendable {
                 return try await route.handler(request, context, self)
             }
         }
+        Console.register(on: router, center: self)
         let app = Application(
             router: router,
             server: try .tls(.http1(), tlsConfiguration: tls),

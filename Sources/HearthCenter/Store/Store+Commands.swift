@@ -195,13 +195,20 @@ extension Store {
             try await database.read(update)
             commands = []
         }
-        // The lease and the interval follow the strictest of the device's VMs.
-        let leaseDays = vms.filter { $0.definition.role == .work }.map(\.policy.leaseDays).min() ?? EffectivePolicy.defaults.leaseDays
-        let interval = vms.map(\.policy.checkInIntervalSeconds).min() ?? EffectivePolicy.defaults.checkInIntervalSeconds
+        let (leaseDays, interval) = Self.leaseTerms(vms)
         let issued = Self.date(now)
         let lease = try leaseSigner.sign(Lease.Terms(deviceID: device.id, issued: issued, expires: issued.addingTimeInterval(TimeInterval(leaseDays) * 86400)))
         return CheckInResponse(deviceID: device.id, userID: device.userID, serverTime: issued, checkInInterval: interval,
                                vms: vms, lease: lease, commands: commands)
+    }
+}
+
+extension Store {
+    /// The lease length and check-in interval for a device with these VMs: the strictest of its
+    /// VMs' (the lease from its work VMs only).
+    public static func leaseTerms(_ vms: [AssignedVM]) -> (leaseDays: Int, checkInInterval: Int) {
+        (vms.filter { $0.definition.role == .work }.map(\.policy.leaseDays).min() ?? EffectivePolicy.defaults.leaseDays,
+         vms.map(\.policy.checkInIntervalSeconds).min() ?? EffectivePolicy.defaults.checkInIntervalSeconds)
     }
 }
 
