@@ -31,7 +31,7 @@ struct DemoCommand: AsyncParsableCommand {
     @Flag(help: "Have the Engine check in right after each admin change instead of at its check-in interval (30 s).")
     var fast = false
 
-    @Flag(help: "Leave the Center running afterwards (until Ctrl-C) and print how to log in to it.")
+    @Flag(help: "Leave the Center running afterwards (until Ctrl-C) and print its web console's URL and how to log in.")
     var keep = false
 
     @Flag(help: "Keep the work folder after a successful run.")
@@ -84,9 +84,10 @@ struct DemoCommand: AsyncParsableCommand {
         if keep {
             print("""
             The Center keeps running at \(outcome.base) (its clock \(MainJob.leaseDays + 1) days ahead, as the demo left it).
-              log in:  hearth admin login --center \(outcome.base) --ca \(outcome.caPath) --username owner < \(outcome.passwordFile)
-              then:    hearth admin devices; hearth admin audit (HEARTH_ADMIN_SESSION=FILE keeps this session apart from your own)
-            (There is no web console yet; the API and `hearth admin` are the way in.)
+              console: \(outcome.base)/console  (username owner, the password is in \(outcome.passwordFile);
+                       the browser warns until it trusts the Center's own CA, \(outcome.caPath))
+              or:      hearth admin login --center \(outcome.base) --ca \(outcome.caPath) --username owner < \(outcome.passwordFile)
+                       then hearth admin devices; hearth admin audit (HEARTH_ADMIN_SESSION=FILE keeps this session apart from your own)
             Press Ctrl-C to stop it.
             """)
             fflush(nil)
