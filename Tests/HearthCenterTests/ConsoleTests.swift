@@ -112,7 +112,10 @@ import Testing
         #expect(enrolled.status == 201, "\(enrolled.errorMessage)")
         identity.certificatePEM = enrolled.object["certificate"] as? String
         let device = try #require(enrolled.object["deviceID"] as? String)
-        let checkIn = try await harness.call(.POST, "/api/v1/device/checkin", json: CenterHarness.status, client: try harness.deviceClient(identity))
+        let laptop = try harness.deviceClient(identity)
+        var status = CenterHarness.status
+        status["updates"] = [["image": "debian@2", "state": "pulling", "bytesFetched": 3 << 20, "bytesToFetch": 12 << 20, "virtualSize": 8 << 30]]
+        let checkIn = try await harness.call(.POST, "/api/v1/device/checkin", json: status, client: laptop)
         #expect(checkIn.status == 200)
 
         try await browser.click("nav a[href='/console']")
@@ -123,6 +126,22 @@ import Testing
         let inventory = try await browser.text("#inventory-h + dl")
         #expect(inventory.contains("2 × QEMU Virtual CPU") && inventory.contains("8.0 GiB") && inventory.contains("tcg"), "\(inventory)")
         #expect(try await browser.text("#vms-h + table tbody").contains("work running debian@1"))
+        #expect(try await browser.text("#vms-h ~ ul").contains("debian@2: pulling, 3.0 MiB of 12.0 MiB"))
+
+        // Diagnostics: asked here, collected by the device, read here.
+        try await browser.click("form input[value=collectDiagnostics] + button")
+        #expect(try await browser.text(".notice").hasPrefix("Command sent"))
+        let delivered = try await harness.call(.POST, "/api/v1/device/checkin", json: status, client: laptop)
+        let ask = try #require((delivered.object["commands"] as? [[String: Any]])?.first { $0["kind"] as? String == "collectDiagnostics" }?["id"] as? String)
+        let bundle: [String: Any] = ["collected": "2026-11-21T10:00:00Z", "summary": "lease: valid until 2026-12-05",
+                                     "files": [["path": "/var/lib/hearth/run/work/console.log", "size": 20, "text": "HEARTH-BOOT-MARKER\n"]]]
+        #expect(try await harness.call(.PUT, "/api/v1/device/commands/\(ask)/diagnostics", json: bundle, client: laptop).status == 200)
+        _ = try await harness.call(.POST, "/api/v1/device/commands/\(ask)", json: ["state": "completed", "result": "uploaded"], client: laptop)
+        try await browser.go("\(base)/console/devices/\(device)")
+        try await browser.click("a[href='/console/commands/\(ask)/diagnostics']")
+        let diagnostics = try await browser.mainText
+        #expect(diagnostics.contains("lease: valid until 2026-12-05") && diagnostics.contains("HEARTH-BOOT-MARKER"), "\(diagnostics)")
+        try await browser.go("\(base)/console/devices/\(device)")
 
         // A wipe needs the device's name typed, then a second admin.
         try await browser.type("#confirm", "alice-laptop-typo")
@@ -152,6 +171,25 @@ import Testing
         #expect(try await browser.elements("main table tbody tr") == 1, "the filter shows only approvals")
         try await browser.go("\(base)/console/audit")
         try await screenshot(browser, "audit")
+
+        // Images: a channel is promoted, then rolled back.
+        _ = try await harness.call(.POST, "/api/v1/images/debian/versions", json: ["version": "2", "notes": "with vim"], token: owner)
+        try await browser.click("nav a[href='/console/images']")
+        try await browser.choose("#ver-debian", "2")
+        try await browser.click("form[action='/console/images/debian/channel'] button")
+        #expect(try await browser.mainText.contains("stable → 2"))
+        try await browser.choose("#ver-debian", "1")
+        try await browser.click("form[action='/console/images/debian/channel'] button")
+        #expect(try await browser.mainText.contains("stable → 1"))
+        try await screenshot(browser, "images")
+
+        // What the device reports reaches the fleet's alerts.
+        status["security"] = "tampered"
+        status["updates"] = [["image": "debian@2", "state": "failed", "bytesFetched": 0, "bytesToFetch": 12 << 20, "virtualSize": 8 << 30, "error": "disk full"]]
+        _ = try await harness.call(.POST, "/api/v1/device/checkin", json: status, client: laptop)
+        try await browser.click("nav a[href='/console']")
+        let alerts = try await browser.text("#alerts-h + ul")
+        #expect(alerts.contains("alice-laptop: tampered") && alerts.contains("update to debian@2 failed: disk full"), "\(alerts)")
         try await browser.click("header form.who button")
 
         // The auditor sees, and is offered no action.
@@ -183,8 +221,18 @@ import Testing
         try await browser.click("form button")
     }
 
+    /// Saves the page for the README, and checks what a screen reader needs of it: landmarks,
+    /// one h1, and a label for every field.
     static func screenshot(_ browser: Browser, _ name: String) async throws {
         try await browser.screenshot(to: "\(screenshots)/console-\(name).png")
+        let unlabelled = try await browser.run("""
+            return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+              .filter(e => e.labels.length === 0 && !e.getAttribute('aria-label')).map(e => e.name)
+            """) as? [Any] ?? ["?"]
+        #expect(unlabelled.isEmpty, "fields without a label on \(name): \(unlabelled)")
+        let mains = try await browser.elements("main"), headings = try await browser.elements("h1")
+        #expect(mains == 1 && headings == 1, "landmarks on \(name)")
+        if name != "login" { #expect(try await browser.elements("nav[aria-label]") == 1, "navigation landmark on \(name)") }
     }
 
     /// The session cookie cannot be read by scripts or sent by other sites, and a form without

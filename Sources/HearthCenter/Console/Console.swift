@@ -78,6 +78,9 @@ enum Console {
             try await issueCommand(call, device: try call.context.parameters.require("id"))
         }
         page(router, center, .get, "/console/commands", permission: .read) { call in try await commandsPage(call) }
+        page(router, center, .get, "/console/commands/:id/diagnostics", permission: .read) { call in
+            try await diagnosticsPage(call, command: try call.context.parameters.require("id"))
+        }
         page(router, center, .post, "/console/commands/:id/approve", permission: .wipe) { call in
             try await act(call, back: { try await commandsPage($0, error: $1, status: $2) }) {
                 _ = try await call.store.approveCommand(id: try call.context.parameters.require("id"), by: call.actor)

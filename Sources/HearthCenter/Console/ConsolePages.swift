@@ -127,6 +127,7 @@ extension Console {
         ]
         if let vm = command.vm { row["vm"] = vm }
         if let approvedBy = command.approvedBy { row["approvedBy"] = approvedBy }
+        row["diagnostics"] = command.kind == .collectDiagnostics && command.state == .completed
         return row
     }
 
@@ -148,6 +149,19 @@ extension Console {
             return row
         }
         return render("commands", call, title: "Commands", current: "/console/commands", values: ["commands": rows], error: error, status: status)
+    }
+
+    static func diagnosticsPage(_ call: Call, command id: String) async throws -> Response {
+        let record = try await call.store.diagnostics(commandID: id)
+        let now = call.store.now()
+        let device = try await call.store.device(id: record.deviceID)
+        return render("diagnostics", call, title: "Diagnostics from \(device.name)", current: "/console/commands", values: [
+            "deviceID": device.id, "device": device.name, "collected": when(record.bundle.collected, now: now),
+            "uploaded": when(record.uploaded, now: now), "size": bytes(UInt64(record.size)), "summary": record.bundle.summary,
+            "files": record.bundle.files.enumerated().map { index, file -> [String: Any] in
+                ["index": index, "path": file.path, "size": bytes(file.size), "cut": UInt64(file.text.utf8.count) < file.size, "text": file.text]
+            },
+        ])
     }
 
     // MARK: Directory

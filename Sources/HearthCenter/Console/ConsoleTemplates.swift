@@ -17,7 +17,7 @@ enum ConsoleTemplates {
     static let all: [(String, String)] = [
         ("layout", layout), ("csrf", csrf), ("login", login), ("password", password), ("fleet", fleet), ("device", device),
         ("commands", commands), ("directory", directory), ("desktops", desktops), ("policies", policies),
-        ("images", images), ("enrollment", enrollment), ("audit", audit), ("message", message),
+        ("images", images), ("enrollment", enrollment), ("audit", audit), ("message", message), ("diagnostics", diagnostics),
     ]
 
     static let csrf = #"<input type="hidden" name="csrf" value="{{csrf}}">"#
@@ -182,7 +182,7 @@ enum ConsoleTemplates {
     <table>
     <thead><tr><th scope="col">Command</th><th scope="col">State</th><th scope="col">Asked by</th><th scope="col">Asked</th><th scope="col">Result</th></tr></thead>
     <tbody>
-    {{#commands}}<tr><th scope="row">{{kind}}{{#vm}} ({{vm}}){{/vm}}</th><td>{{state}}</td><td>{{createdBy}}{{#approvedBy}}, approved by {{approvedBy}}{{/approvedBy}}</td><td>{{created}}</td><td>{{result}}</td></tr>
+    {{#commands}}<tr><th scope="row">{{kind}}{{#vm}} ({{vm}}){{/vm}}</th><td>{{state}}</td><td>{{createdBy}}{{#approvedBy}}, approved by {{approvedBy}}{{/approvedBy}}</td><td>{{created}}</td><td>{{result}}{{#diagnostics}} <a href="/console/commands/{{id}}/diagnostics">Read the diagnostics</a>{{/diagnostics}}</td></tr>
     {{/commands}}{{^commands}}<tr><td colspan="5">No commands yet.</td></tr>{{/commands}}
     </tbody>
     </table>
@@ -196,7 +196,7 @@ enum ConsoleTemplates {
     <thead><tr><th scope="col">Command</th><th scope="col">Device</th><th scope="col">State</th><th scope="col">Asked by</th><th scope="col">Asked</th><th scope="col">Result</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
     <tbody>
     {{#commands}}<tr><th scope="row">{{kind}}{{#vm}} ({{vm}}){{/vm}}</th><td><a href="/console/devices/{{deviceID}}">{{device}}</a></td><td>{{state}}</td>
-    <td>{{createdBy}}{{#approvedBy}}, approved by {{approvedBy}}{{/approvedBy}}</td><td>{{created}}</td><td>{{result}}</td>
+    <td>{{createdBy}}{{#approvedBy}}, approved by {{approvedBy}}{{/approvedBy}}</td><td>{{created}}</td><td>{{result}}{{#diagnostics}} <a href="/console/commands/{{id}}/diagnostics">Read the diagnostics</a>{{/diagnostics}}</td>
     <td>{{#mayApprove}}<form method="post" action="/console/commands/{{id}}/approve">{{> csrf}}<button type="submit">Approve {{kind}} of {{device}}</button></form>{{/mayApprove}}
     {{#mayCancel}}<form method="post" action="/console/commands/{{id}}/cancel">{{> csrf}}<button type="submit">Cancel</button></form>{{/mayCancel}}</td></tr>
     {{/commands}}{{^commands}}<tr><td colspan="7">No commands yet.</td></tr>{{/commands}}
@@ -385,6 +385,20 @@ enum ConsoleTemplates {
     {{/body}}{{/layout}}
     """#
 
+    static let diagnostics = #"""
+    {{<layout}}{{$body}}
+    <p>From <a href="/console/devices/{{deviceID}}">{{device}}</a>, collected {{collected}}, uploaded {{uploaded}} ({{size}}).</p>
+    <h2>Summary</h2>
+    <pre>{{summary}}</pre>
+    {{#files}}<section aria-labelledby="file-{{index}}">
+    <h2 id="file-{{index}}">{{path}}</h2>
+    <p>{{size}}{{#cut}}, its last part shown{{/cut}}</p>
+    <pre>{{text}}</pre>
+    </section>
+    {{/files}}
+    {{/body}}{{/layout}}
+    """#
+
     static let message = #"""
     {{<layout}}{{$body}}
     <p><a href="{{back}}">{{backLabel}}</a></p>
@@ -426,6 +440,7 @@ enum ConsoleTemplates {
     dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; }
     .secret { font: 1.1em ui-monospace, monospace; background: #fff7d6; padding: 4px 8px; word-break: break-all; }
     td.change { font: .85em ui-monospace, monospace; max-width: 28em; word-break: break-all; }
+    pre { background: #fff; border: 1px solid var(--line); padding: 8px 12px; overflow-x: auto; font-size: .85em; white-space: pre-wrap; }
     small { display: block; color: var(--muted); margin-left: 12em; }
     """
 }
