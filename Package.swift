@@ -40,6 +40,9 @@ let package = Package(
         // VMDK grains.
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CZstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CTSS2", providers: [.apt(["libtss2-dev"])]),
+        // TPM 2.0 over tpm2-tss: PCRs, sealing (docs/SECURITY.md).
+        .target(name: "TPM", dependencies: ["CTSS2"]),
         .target(name: "VirtualDisk", dependencies: ["CZlib", "CZstd"]),
         // Signed, content-addressed image versions and their delta pulls (docs/IMAGES.md).
         .target(
@@ -160,6 +163,7 @@ let package = Package(
         ),
         .testTarget(name: "GuestKitTests", dependencies: ["GuestKit"]),
         .testTarget(name: "VirtualDiskTests", dependencies: ["VirtualDisk"]),
+        .testTarget(name: "TPMTests", dependencies: ["TPM", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(
             name: "ImageSyncTests",
             dependencies: [
