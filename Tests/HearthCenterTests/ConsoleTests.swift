@@ -277,6 +277,17 @@ import Testing
             #expect(made == 303)
             #expect(try await harness.call(.GET, "/api/v1/groups", token: owner).array.count == 1)
 
+            // A login posted from another site is refused; a next= pointing elsewhere is ignored.
+            var forged = HTTPClientRequest(url: harness.base + "/console/login")
+            forged.method = .POST
+            forged.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+            forged.headers.add(name: "Origin", value: "https://evil.example")
+            forged.body = .bytes(ByteBuffer(string: "username=owner&password=owner-password-1"))
+            let refused = try await client.execute(forged, timeout: .seconds(30))
+            #expect(refused.status == .forbidden && refused.headers["Set-Cookie"].isEmpty)
+            #expect(Console.safeNext("https://evil.example/") == "/console" && Console.safeNext("/console//evil.example") == "/console"
+                    && Console.safeNext("/console/../api/v1/me") == "/console" && Console.safeNext("/console/audit") == "/console/audit")
+
             // A page escapes what admins typed: a user named like markup stays text.
             _ = try await harness.call(.POST, "/api/v1/users", json: ["username": "mallory", "displayName": "<script>alert(1)</script>"], token: owner)
             var directory = HTTPClientRequest(url: harness.base + "/console/directory")

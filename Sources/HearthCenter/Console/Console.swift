@@ -232,6 +232,11 @@ enum Console {
     }
 
     static func login(_ request: Request, context: CenterContext, center: Center) async throws -> Response {
+        // A login posted from another site (login CSRF) is refused like any other form.
+        if let origin = request.headers[.origin], let host = request.head.authority, origin != "https://\(host)" {
+            return html(render("login", title: "Log in", values: ["error": "This login was sent from another site (\(origin)); log in here.", "next": "/console"]),
+                        status: .forbidden)
+        }
         let form = try await form(request, context: context)
         let username = form["username"] ?? "", next = safeNext(form["next"])
         func again(_ message: String, _ status: HTTPResponse.Status) -> Response {
@@ -256,7 +261,7 @@ enum Console {
 
     /// Only a path inside the console: never another site after login.
     static func safeNext(_ next: String?) -> String {
-        guard let next, next.hasPrefix("/console"), !next.contains("//"), !next.contains("\\"), next.count < 512 else { return "/console" }
+        guard let next, next.hasPrefix("/console"), !next.contains("//"), !next.contains("\\"), !next.contains(".."), next.count < 512 else { return "/console" }
         return next
     }
 
