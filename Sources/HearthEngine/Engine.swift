@@ -286,7 +286,7 @@ public actor Engine {
         }
         let process: QEMUProcess
         do {
-            try holdToItsNetwork(definition)
+            try NetworkFilter.enforce(before: definition, among: Array(definitions.values), logger: logger)
             process = try QEMUProcess.launch(configuration, stderrLog: paths.qemuLog, runAs: user, logger: logger)
         } catch {
             update(definition.name) { _ = $0.lifecycle.handle(.launchFailed("\(error)")) }
@@ -315,29 +315,6 @@ public actor Engine {
             }
             try store.save(state)
             throw error
-        }
-    }
-
-    /// Brings the host's firewall up to date with the definitions before `definition` starts
-    /// (``NetworkFilter``). A VM with internet-only access does not start without its rules; for
-    /// the others, rules that cannot be written only cost a warning (a VM that left the set stays
-    /// held to public addresses until the rules are rewritten: stricter, never looser).
-    private func holdToItsNetwork(_ definition: VMDefinition) throws {
-        guard definition.network != .none else { return }
-        let internetOnly = definitions.values.filter { $0.network == .internet }.compactMap { vm in
-            getpwnam(VMUser.name(for: vm.name)).map { UInt32($0.pointee.pw_uid) }
-        }
-        do {
-            try NetworkFilter.apply(internetOnly: internetOnly, resolvers: NetworkFilter.systemResolvers())
-        } catch {
-            guard definition.network == .internet else {
-                // Not root or no nft: nothing to enforce for this VM, and nothing was installed.
-                if case .refused = error {
-                    logger.warning("host firewall rules not updated", metadata: ["vm.name": "\(definition.name)", "reason": "\(error)"])
-                }
-                return
-            }
-            throw EngineError.notAllowed(vm: definition.name, reason: "its network is 'internet only', which the Engine enforces with firewall rules for the VM's own QEMU user, and \(error); or give the VM network 'none' or 'full'")
         }
     }
 

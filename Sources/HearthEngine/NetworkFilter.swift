@@ -1,4 +1,6 @@
 import Foundation
+import HearthCore
+import Logging
 
 /// "Internet only", made real. A VM's network is QEMU's user-mode NAT: every connection the
 /// guest makes leaves the host as a socket of the VM's QEMU, which runs as the VM's own user
@@ -39,6 +41,29 @@ enum NetworkFilter {
             case .refused(let message):
                 "nftables refused Hearth's rules: \(message)"
             }
+        }
+    }
+
+    /// Brings the host's firewall up to date with `definitions` before `definition` starts. A
+    /// VM with internet-only access does not start without its rules; for the others, rules that
+    /// cannot be written only cost a warning (a VM that left the set stays held to public
+    /// addresses until the rules are rewritten: stricter, never looser).
+    static func enforce(before definition: VMDefinition, among definitions: [VMDefinition], logger: Logger) throws {
+        guard definition.network != .none else { return }
+        let internetOnly = definitions.filter { $0.network == .internet }.compactMap { vm in
+            getpwnam(VMUser.name(for: vm.name)).map { UInt32($0.pointee.pw_uid) }
+        }
+        do {
+            try apply(internetOnly: internetOnly, resolvers: systemResolvers())
+        } catch {
+            guard definition.network == .internet else {
+                // Not root or no nft: nothing to enforce for this VM, and nothing was installed.
+                if case .refused = error {
+                    logger.warning("host firewall rules not updated", metadata: ["vm.name": "\(definition.name)", "reason": "\(error)"])
+                }
+                return
+            }
+            throw EngineError.notAllowed(vm: definition.name, reason: "its network is 'internet only', which the Engine enforces with firewall rules for the VM's own QEMU user, and \(error); or give the VM network 'none' or 'full'")
         }
     }
 
