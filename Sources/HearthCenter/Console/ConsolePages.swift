@@ -12,8 +12,12 @@ extension Console {
         let now = call.store.now()
         let users = Dictionary(uniqueKeysWithValues: try await call.store.users().map { ($0.id, $0.username) })
         var rows: [[String: Any]] = [], alerts: [[String: Any]] = []
+        // Devices of one user share their terms: resolved once per user, not once per device.
+        var terms: [String: (leaseDays: Int, checkInInterval: Int)] = [:]
         for device in try await call.store.devices() where device.retired == nil {
-            let health = try await DeviceHealth(device, store: call.store, now: now)
+            let key = device.userID ?? ""
+            if terms[key] == nil { terms[key] = Store.leaseTerms(try await call.store.desiredVMs(forUser: device.userID)) }
+            let health = DeviceHealth(device, terms: terms[key]!, now: now)
             rows.append([
                 "id": device.id, "name": device.name, "user": device.userID.flatMap { users[$0] } ?? "nobody",
                 "online": health.online ? "online" : "offline", "lastCheckIn": when(device.lastCheckIn, now: now),
@@ -36,8 +40,7 @@ extension Console {
         var leaseExpires: Date?
         var alerts: [String] = []
 
-        init(_ device: Device, store: Store, now: Date) async throws {
-            let terms = Store.leaseTerms(try await store.desiredVMs(forUser: device.userID))
+        init(_ device: Device, terms: (leaseDays: Int, checkInInterval: Int), now: Date) {
             if let last = device.lastCheckIn {
                 let overdue = now.timeIntervalSince(last) > TimeInterval(2 * terms.checkInInterval + 60)
                 online = !overdue
@@ -65,7 +68,7 @@ extension Console {
     static func devicePage(_ call: Call, id: String, error: String? = nil, status: HTTPResponse.Status = .ok) async throws -> Response {
         let device = try await call.store.device(id: id)
         let now = call.store.now()
-        let health = try await DeviceHealth(device, store: call.store, now: now)
+        let health = DeviceHealth(device, terms: Store.leaseTerms(try await call.store.desiredVMs(forUser: device.userID)), now: now)
         let users = Dictionary(uniqueKeysWithValues: try await call.store.users().map { ($0.id, $0.username) })
         var values: [String: Any] = [
             "id": device.id, "name": device.name, "user": device.userID.flatMap { users[$0] } ?? "nobody",
