@@ -42,7 +42,7 @@ let package = Package(
         .systemLibrary(name: "CZstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CTSS2", providers: [.apt(["libtss2-dev"])]),
         // TPM 2.0 over tpm2-tss: PCRs, sealing (docs/SECURITY.md).
-        .target(name: "TPM", dependencies: ["CTSS2"]),
+        .target(name: "TPM", dependencies: ["CTSS2", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "VirtualDisk", dependencies: ["CZlib", "CZstd"]),
         // Signed, content-addressed image versions and their delta pulls (docs/IMAGES.md).
         .target(

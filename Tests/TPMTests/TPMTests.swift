@@ -10,16 +10,19 @@ final class SoftwareTPM: @unchecked Sendable {
     let state: String
     let port: Int
 
-    init() throws {
-        state = FileManager.default.temporaryDirectory.appendingPathComponent("hearth-swtpm-\(UUID().uuidString.prefix(8))").path
-        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+    /// A new TPM, or with `state` the same TPM after a reboot (its seeds kept, its PCRs zero).
+    init(state: String? = nil) throws {
+        self.state = state ?? FileManager.default.temporaryDirectory.appendingPathComponent("hearth-swtpm-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: self.state, withIntermediateDirectories: true)
         var lastError: Error?
         for _ in 0..<5 {
             let port = Int.random(in: 20000..<60000)
             let process = Process()
-            process.executableURL = URL(fileURLWithPath: Self.binary)
-            process.arguments = ["socket", "--tpm2", "--server", "type=tcp,port=\(port),bindaddr=127.0.0.1",
-                                 "--ctrl", "type=tcp,port=\(port + 1),bindaddr=127.0.0.1", "--tpmstate", "dir=\(state)",
+            // Through env --default-signal: the test process blocks SIGTERM, and a child would
+            // inherit that and never stop (as QEMUProcess found).
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["--default-signal", Self.binary, "socket", "--tpm2", "--server", "type=tcp,port=\(port),bindaddr=127.0.0.1",
+                                 "--ctrl", "type=tcp,port=\(port + 1),bindaddr=127.0.0.1", "--tpmstate", "dir=\(self.state)",
                                  "--flags", "not-need-init,startup-clear"]
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
@@ -43,8 +46,15 @@ final class SoftwareTPM: @unchecked Sendable {
     private var processBox: Process?
     var tcti: String { "swtpm:host=127.0.0.1,port=\(port)" }
 
-    func stop() {
+    /// Powers it off, keeping its state for a reboot.
+    func powerOff() {
         processBox?.terminate()
+        // Not waitUntilExit: it spins on a cooperative thread.
+        for _ in 0..<100 where processBox?.isRunning == true { usleep(50_000) }
+    }
+
+    func stop() {
+        powerOff()
         try? FileManager.default.removeItem(atPath: state)
     }
 }
@@ -94,6 +104,45 @@ struct TPMTests {
         defer { first.stop(); second.stop() }
         let sealed = try TPM(tcti: first.tcti).seal(Array("disk key".utf8), toPCRs: [16])
         #expect(throws: TPMError.self) { try TPM(tcti: second.tcti).unseal(sealed) }
+    }
+
+    /// Measured start across reboots: the log replays to the PCR; a key sealed to it unseals at
+    /// the next boot when nothing changed, and not when a component did, which the log names.
+    @Test func aMeasuredStartReplaysAndAChangedComponentKeepsTheKeySealed() throws {
+        let files = FileManager.default.temporaryDirectory.appendingPathComponent("hearth-measured-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: files, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: files) }
+        let components = ["engine", "qemu", "kernel"].map { (component: $0, path: "\(files)/\($0)") }
+        for (name, path) in components { try Data(repeating: UInt8(name.count), count: 3 << 20).write(to: URL(fileURLWithPath: path)) }
+
+        var swtpm = try SoftwareTPM()
+        defer { swtpm.stop() }
+        let first = try TPM(tcti: swtpm.tcti).measure(components, into: 16)
+        #expect(try first.replay() == TPM(tcti: swtpm.tcti).pcr(16), "the log replays to the PCR")
+        let key = try TPM(tcti: swtpm.tcti).random(32)
+        let sealed = try TPM(tcti: swtpm.tcti).seal(key, toPCRs: [16])
+
+        func reboot() throws -> (TPM, EventLog) {
+            let state = swtpm.state
+            swtpm.powerOff()
+            swtpm = try SoftwareTPM(state: state)
+            let tpm = try TPM(tcti: swtpm.tcti)
+            #expect(try tpm.pcr(16) == [UInt8](repeating: 0, count: 32), "a reboot starts the PCR at zero")
+            return (tpm, try tpm.measure(components, into: 16))
+        }
+        let (same, unchanged) = try reboot()
+        #expect(unchanged == first)
+        #expect(try same.unseal(sealed) == key, "nothing changed: the key unseals")
+
+        // One byte of the kernel changes.
+        let handle = try #require(FileHandle(forUpdatingAtPath: components[2].path))
+        try handle.seek(toOffset: 2 << 20)
+        try handle.write(contentsOf: Data([0xFF]))
+        try handle.close()
+        let (tampered, changed) = try reboot()
+        #expect(changed.firstDifference(from: first)?.component == "kernel")
+        #expect(try changed.replay() == tampered.pcr(16))
+        #expect(throws: TPMError.policyMismatch([16])) { try tampered.unseal(sealed) }
     }
 
     @Test func noTPMIsAClearError() {
