@@ -357,7 +357,7 @@ public actor Engine {
             consoleLog: paths.consoleLog,
             vncSocket: paths.vncSocket,
             // Internet and full access are both user-mode NAT; for internet-only VMs the host's
-            // firewall refuses local destinations (holdToItsNetwork).
+            // firewall refuses local destinations (NetworkFilter.enforce, before the launch).
             network: definition.network == .none ? nil : .userNAT
         )
     }
