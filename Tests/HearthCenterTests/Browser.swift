@@ -25,8 +25,10 @@ final class Browser: @unchecked Sendable {
         let port = PostgresServer.freePort()
         profile = FileManager.default.temporaryDirectory.appendingPathComponent("hearth-chromium-\(UUID().uuidString.prefix(8))").path
         driver = Process()
-        driver.executableURL = URL(fileURLWithPath: Self.chromedriver)
-        driver.arguments = ["--port=\(port)", "--allowed-ips=127.0.0.1"]
+        // Through env --default-signal: the test process blocks SIGTERM, and chromedriver would
+        // inherit that and outlive the test (as QEMU and swtpm did).
+        driver.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        driver.arguments = ["--default-signal", Self.chromedriver, "--port=\(port)", "--allowed-ips=127.0.0.1"]
         driver.standardOutput = FileHandle.nullDevice
         driver.standardError = FileHandle.nullDevice
         try driver.run()
