@@ -129,8 +129,7 @@ public final class TPM: @unchecked Sendable {
         }
         try check("TPM2_Unseal", rc)
         guard let data else { throw .failed("TPM2_Unseal", 0, "no data returned") }
-        let bytes = Self.bytes(of: data.pointee)
-        return bytes
+        return Self.bytes(of: data.pointee)
     }
 
     /// Random bytes from the TPM's generator.

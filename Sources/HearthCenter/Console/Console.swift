@@ -342,7 +342,8 @@ enum Console {
             ("/console/enrollment", "Enrollment", .read), ("/console/audit", "Audit log", .readAudit),
         ]
         context["nav"] = links.filter { call.may($0.2) }.map { ["href": $0.0, "label": $0.1, "current": $0.0 == current] as [String: Any] }
-        context["signedIn"] = ["username": call.admin.username, "role": call.admin.role.rawValue, "csrf": call.csrf, "nav": context["nav"]!] as [String: Any]
+        // Inside the section, nav and csrf resolve from the page's own context.
+        context["signedIn"] = ["username": call.admin.username, "role": call.admin.role.rawValue]
         context["csrf"] = call.csrf
         if let error { context["error"] = error }
         if let done = call.request.uri.queryParameters["done"].map(String.init), let notice = notices[done] { context["notice"] = notice }
