@@ -8,7 +8,7 @@ import Foundation
 ///
 /// Not thread-safe: one caller at a time (the Engine's security zone owns it).
 public final class TPM: @unchecked Sendable {
-    private var context: OpaquePointer?
+    var context: OpaquePointer?
     private var tcti: OpaquePointer?
 
     /// Opens the TPM that `tcti` names (tpm2-tss's TCTI configuration string) and starts it up
@@ -72,8 +72,14 @@ public final class TPM: @unchecked Sendable {
 
     /// Seals `secret` (at most 128 bytes) to the current values of `pcrs`.
     public func seal(_ secret: [UInt8], toPCRs pcrs: [Int]) throws(TPMError) -> SealedSecret {
-        guard !secret.isEmpty, secret.count <= 128 else { throw .invalid("a sealed secret is 1 to 128 bytes") }
         let policy = try pcrPolicyDigest(pcrs)
+        let (publicArea, privateArea) = try create(secret, policy: policy)
+        return SealedSecret(pcrs: pcrs.sorted(), publicArea: publicArea, privateArea: privateArea, policyRef: nil)
+    }
+
+    /// Creates a sealed data object under the storage key, usable only through `policy`.
+    func create(_ secret: [UInt8], policy: [UInt8]) throws(TPMError) -> (publicArea: [UInt8], privateArea: [UInt8]) {
+        guard !secret.isEmpty, secret.count <= 128 else { throw .invalid("a sealed secret is 1 to 128 bytes") }
         let parent = try storageKey()
         defer { Esys_FlushContext(context, parent) }
 
@@ -100,12 +106,23 @@ public final class TPM: @unchecked Sendable {
                                              &outPrivate, &outPublic, &creationData, &creationHash, &ticket))
         defer { Esys_Free(outPrivate); Esys_Free(outPublic); Esys_Free(creationData); Esys_Free(creationHash); Esys_Free(ticket) }
         guard let outPrivate, let outPublic else { throw .failed("TPM2_Create", 0, "no object returned") }
-        return SealedSecret(pcrs: pcrs.sorted(), publicArea: try Self.marshal(outPublic.pointee), privateArea: try Self.marshal(outPrivate.pointee))
+        return (try Self.marshal(outPublic.pointee), try Self.marshal(outPrivate.pointee))
     }
 
     /// The secret, while the PCRs it was sealed to hold the values they held then; otherwise
     /// ``TPMError/policyMismatch``.
     public func unseal(_ sealed: SealedSecret) throws(TPMError) -> [UInt8] {
+        guard sealed.policyRef == nil else { throw .invalid("this secret is sealed to an authorized policy; unseal it with a signed policy") }
+        return try unseal(sealed, mismatch: .policyMismatch(sealed.pcrs)) { session throws(TPMError) in
+            var emptyDigest = TPM2B_DIGEST()
+            var selection = Self.selection(sealed.pcrs)
+            try check("TPM2_PolicyPCR", Esys_PolicyPCR(context, session, ESYS_TR(ESYS_TR_NONE), ESYS_TR(ESYS_TR_NONE), ESYS_TR(ESYS_TR_NONE),
+                                                       &emptyDigest, &selection))
+        }
+    }
+
+    /// Loads `sealed`, satisfies its policy in a session with `satisfy`, and unseals it.
+    func unseal(_ sealed: SealedSecret, mismatch: TPMError, satisfy: (ESYS_TR) throws(TPMError) -> Void) throws(TPMError) -> [UInt8] {
         let parent = try storageKey()
         defer { Esys_FlushContext(context, parent) }
         var inPrivate = try Self.unmarshalPrivate(sealed.privateArea)
@@ -116,16 +133,13 @@ public final class TPM: @unchecked Sendable {
         defer { Esys_FlushContext(context, object) }
         let session = try policySession(trial: false)
         defer { Esys_FlushContext(context, session) }
-        var emptyDigest = TPM2B_DIGEST()
-        var selection = Self.selection(sealed.pcrs)
-        try check("TPM2_PolicyPCR", Esys_PolicyPCR(context, session, ESYS_TR(ESYS_TR_NONE), ESYS_TR(ESYS_TR_NONE), ESYS_TR(ESYS_TR_NONE),
-                                                   &emptyDigest, &selection))
+        try satisfy(session)
         var data: UnsafeMutablePointer<TPM2B_SENSITIVE_DATA>?
         let rc = Esys_Unseal(context, object, session, ESYS_TR(ESYS_TR_NONE), ESYS_TR(ESYS_TR_NONE), &data)
         defer { Esys_Free(data) }
         // TPM2_RC_POLICY_FAIL, whichever session and parameter the TPM names.
         if rc & 0xFFFF_00BF == Self.rcPolicyFail {
-            throw .policyMismatch(sealed.pcrs)
+            throw mismatch
         }
         try check("TPM2_Unseal", rc)
         guard let data else { throw .failed("TPM2_Unseal", 0, "no data returned") }
@@ -149,7 +163,7 @@ public final class TPM: @unchecked Sendable {
 
     /// The owner hierarchy's storage key, made afresh from the standard template: the same key
     /// every time on the same TPM, so nothing but the sealed blobs needs keeping.
-    private func storageKey() throws(TPMError) -> ESYS_TR {
+    func storageKey() throws(TPMError) -> ESYS_TR {
         var sensitive = TPM2B_SENSITIVE_CREATE()
         var template = TPM2B_PUBLIC()
         template.publicArea.type = TPMI_ALG_PUBLIC(Self.algECC)
@@ -176,7 +190,7 @@ public final class TPM: @unchecked Sendable {
         return handle
     }
 
-    private func policySession(trial: Bool) throws(TPMError) -> ESYS_TR {
+    func policySession(trial: Bool) throws(TPMError) -> ESYS_TR {
         var symmetric = TPMT_SYM_DEF()
         symmetric.algorithm = TPMI_ALG_SYM(Self.algNull)
         var session = ESYS_TR(ESYS_TR_NONE)
@@ -204,7 +218,7 @@ public final class TPM: @unchecked Sendable {
         return Self.bytes(of: digest.pointee)
     }
 
-    private func check(_ operation: String, _ rc: TSS2_RC) throws(TPMError) {
+    func check(_ operation: String, _ rc: TSS2_RC) throws(TPMError) {
         guard rc == TSS2_RC_SUCCESS else { throw .failed(operation, rc, TPMError.decode(rc)) }
     }
 
@@ -273,15 +287,21 @@ public final class TPM: @unchecked Sendable {
 
 /// A secret sealed by a TPM to PCR values: useless on another TPM or with other PCR values.
 public struct SealedSecret: Codable, Sendable, Equatable {
+    /// The PCRs it is sealed to; empty when a signed policy says which (``policyRef``).
     public var pcrs: [Int]
     public var publicArea: [UInt8]
     public var privateArea: [UInt8]
+    /// For a secret sealed to an authority: the reference its approvals must name.
+    public var policyRef: [UInt8]?
 }
 
 public enum TPMError: Error, Sendable, Equatable, CustomStringConvertible {
     case unreachable(String, String)
     case failed(String, UInt32, String)
     case policyMismatch([Int])
+    /// The signed policy needs the counter at `policy`; it stands at `counter`.
+    case revoked(policy: UInt64, counter: UInt64)
+    case notApproved(String)
     case invalid(String)
     case corrupt(String)
 
@@ -293,6 +313,10 @@ public enum TPMError: Error, Sendable, Equatable, CustomStringConvertible {
             "the TPM refused \(operation): \(reason)"
         case let .policyMismatch(pcrs):
             "the TPM will not unseal: PCR \(pcrs.map(String.init).joined(separator: ", ")) no longer hold the values the secret was sealed to (what was measured changed)"
+        case let .revoked(policy, counter):
+            "the TPM will not unseal: the signed policy was made for counter value \(policy) and the TPM's counter stands at \(counter) (that policy was revoked; the management server must sign a new one)"
+        case let .notApproved(reason):
+            "the TPM will not unseal: \(reason)"
         case let .invalid(message), let .corrupt(message):
             message
         }
