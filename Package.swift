@@ -105,7 +105,7 @@ let package = Package(
         .target(
             name: "HearthEngine",
             dependencies: [
-                "HearthCore", "QMP", "VirtualDisk", "ImageSync",
+                "HearthCore", "QMP", "VirtualDisk", "ImageSync", "TPM",
                 // The management zone: enrollment (a key and a certificate request), check-in
                 // over mutual TLS, leases checked against the Center's Ed25519 key.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -163,7 +163,9 @@ let package = Package(
         ),
         .testTarget(name: "GuestKitTests", dependencies: ["GuestKit"]),
         .testTarget(name: "VirtualDiskTests", dependencies: ["VirtualDisk"]),
-        .testTarget(name: "TPMTests", dependencies: ["TPM", .product(name: "Crypto", package: "swift-crypto")]),
+        // What several test targets share: swtpm started on loopback.
+        .target(name: "TestSupport", dependencies: ["TPM"], path: "Tests/TestSupport"),
+        .testTarget(name: "TPMTests", dependencies: ["TPM", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(
             name: "ImageSyncTests",
             dependencies: [
@@ -177,7 +179,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HearthEngineTests",
-            dependencies: ["HearthEngine", "HearthCore", .product(name: "Crypto", package: "swift-crypto"),
+            dependencies: ["HearthEngine", "HearthCore", "TPM", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]
         ),
         // Starts real Centers on loopback, over SQLite and over a PostgreSQL the tests start.
@@ -201,7 +203,8 @@ let package = Package(
         // Boots real VMs under QEMU; runs on its own with `swift test --filter IntegrationTests`.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["QMP", "GuestKit", "HearthCLI", "VirtualDisk", "HearthEngine", "HearthCore", "HearthCenter", "ImageSync",
+            dependencies: ["QMP", "GuestKit", "HearthCLI", "VirtualDisk", "HearthEngine", "HearthCore", "HearthCenter", "ImageSync", "TPM", "TestSupport",
+                           .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "Logging", package: "swift-log"), .product(name: "NIOHTTP1", package: "swift-nio"),
                            .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]
         ),

@@ -37,7 +37,7 @@ try FileManager.default.createDirectory(atPath: layout.imageDirectory(image), wi
 try FileManager.default.copyItem(atPath: kit.rootDisk, toPath: layout.imageDisk(image))
 let boot = GuestBoot(kernel: kit.kernel, initrd: kit.initramfs, commandLine: "console=ttyS0 hearth.root=system", bootMarker: "never printed", bootTimeout: .seconds(1))
 let accelerator = AcceleratorProbe.probe().accelerator
-let engine = try Engine(layout: layout, boot: boot, accelerator: accelerator)
+let engine = try Engine(layout: layout, boot: boot, accelerator: accelerator, security: SecurityZone(mode: .insecureDevelopment, root: root))
 try await engine.define(VMDefinitionList(vms: [VMDefinition(name: "bench", role: .work, image: image, memoryMiB: 128, localDiskBytes: 32 << 20, userDiskBytes: 32 << 20)]))
 
 var engineTimes: [Double] = []

@@ -40,6 +40,7 @@ extension Engine {
         for disk in [paths.localDisk, paths.userDisk] {
             try? FileManager.default.removeItem(atPath: disk)
         }
+        security.forget(vm: name)
     }
 
     private func personal(_ name: String) throws -> VMPaths {

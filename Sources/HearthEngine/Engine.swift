@@ -11,6 +11,8 @@ public actor Engine {
     /// How guests boot, with the kernel and initramfs staged under the Engine's root.
     public let boot: GuestBoot
     public let accelerator: Accelerator
+    /// Measured start, disk keys, tamper and wipe (docs/SECURITY.md).
+    nonisolated public let security: SecurityZone
     private let store: EngineStateStore
     private let logger: Logger
     private var definitions: [String: VMDefinition] = [:]
@@ -33,10 +35,12 @@ public actor Engine {
     private var startRequestedAt: ContinuousClock.Instant?
 
     /// Opens the Engine's root, reading its state (a kill -9 left it whole), and finds the VMs
-    /// whose QEMU still runs.
-    public init(layout: EngineLayout, boot: GuestBoot, accelerator: Accelerator, logger: Logger = Logger(label: "hearth.engine")) throws {
+    /// whose QEMU still runs. With a TPM, measures what it runs before any VM can start.
+    public init(layout: EngineLayout, boot: GuestBoot, accelerator: Accelerator, security: SecurityZone,
+                logger: Logger = Logger(label: "hearth.engine")) throws {
         self.layout = layout
         self.accelerator = accelerator
+        self.security = security
         self.logger = logger
         // Others may pass through the root (a VM's user must reach its own folders, the boot
         // files and the images) but not list it; the state file itself is 0600.
@@ -47,6 +51,32 @@ public actor Engine {
         store = EngineStateStore(path: layout.stateFile)
         state = try store.load()
         self.boot = try Self.stage(boot, in: "\(layout.root)/boot")
+        if security.encryptsDisks {
+            security.start(measuring: try Self.measuredComponents(boot: self.boot, accelerator: accelerator, root: layout.root))
+        } else {
+            security.start(measuring: [])
+        }
+    }
+
+    /// What the Engine hands its guests, in the order measured: itself, its configuration,
+    /// QEMU, the firmware QEMU loads, and the guest kernel and initramfs.
+    static func measuredComponents(boot: GuestBoot, accelerator: Accelerator, root: String) throws -> [(component: String, path: String)] {
+        let configuration = "\(root)/engine-configuration.json"
+        let settings = ["accelerator": accelerator.rawValue, "kernelCommandLine": boot.commandLine, "bootMarker": boot.bootMarker]
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try DurableFile.write(try encoder.encode(settings), to: configuration, mode: 0o644)
+        var components: [(component: String, path: String)] = [
+            ("engine", (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]),
+            ("configuration", configuration),
+        ]
+        if let qemu = QEMUProcess.resolve(QEMUProcess.defaultExecutable) { components.append(("qemu", qemu)) }
+        for firmware in ["/usr/share/qemu/bios-256k.bin", "/usr/share/qemu/linuxboot_dma.bin"] where FileManager.default.fileExists(atPath: firmware) {
+            components.append(("firmware", firmware))
+        }
+        components.append(("kernel", boot.kernel))
+        if let initrd = boot.initrd { components.append(("initramfs", initrd)) }
+        return components
     }
 
     /// Copies the kernel and initramfs where every VM's user can read them (the cache they
@@ -216,9 +246,17 @@ public actor Engine {
         public var bytes: UInt64
     }
 
-    /// Stops the VMs with `role` and deletes their disks and run files; the VMs stay defined and
-    /// start afresh (empty local and user disks) once allowed again.
-    public func wipe(role: VMDefinition.Role) async throws -> [WipedVM] {
+    /// What a wipe did.
+    public struct Wipe: Codable, Sendable, Equatable {
+        public var vms: [WipedVM]
+        /// How the data was made unreadable (crypto-erase, or deletion alone without a TPM).
+        public var method: String
+    }
+
+    /// Stops the VMs with `role`, destroys their keys (crypto-erase for work VMs) and deletes
+    /// their disks and run files; the VMs stay defined and start afresh (empty local and user
+    /// disks) once allowed again.
+    public func wipe(role: VMDefinition.Role) async throws -> Wipe {
         _ = try await stopAll { $0.role == role }
         var wiped: [WipedVM] = []
         for definition in definitions.values.sorted(by: { $0.name < $1.name }) where definition.role == role {
@@ -241,7 +279,16 @@ public actor Engine {
             wiped.append(WipedVM(name: definition.name, files: files, bytes: bytes))
         }
         try store.save(state)
-        return wiped
+        let names = wiped.map(\.name)
+        let method: String
+        if role == .work {
+            method = try security.eraseWork(vms: names) + "; then the disk files were deleted"
+        } else {
+            for name in names { security.forget(vm: name) }
+            method = "the disk files and their keys were deleted"
+        }
+        logger.notice("wiped", metadata: ["role": "\(role.rawValue)", "method": "\(method)"])
+        return Wipe(vms: wiped, method: method)
     }
 
     private func stopAll(where include: (VMDefinition) -> Bool) async throws -> [String] {
@@ -256,6 +303,7 @@ public actor Engine {
 
     private func refusal(for definition: VMDefinition) -> String? {
         if let lock = state.lock { return "this PC is locked by IT (\(lock)); it stays locked until IT unlocks it" }
+        if definition.role == .work, let reason = security.workRefusal { return reason }
         return startGate?(definition)
     }
 
@@ -279,7 +327,7 @@ public actor Engine {
     /// Prepares the disks, starts QEMU and waits for the boot marker. On failure QEMU is gone.
     private func launchAndConfirm(_ definition: VMDefinition, image: ImageReference, firmwareFiles: [QEMUConfiguration.FirmwareFile]) async throws {
         let paths = layout.vm(definition.name)
-        let configuration = try prepare(definition, image: image, paths: paths, firmwareFiles: firmwareFiles)
+        let (configuration, keys) = try prepare(definition, image: image, paths: paths, firmwareFiles: firmwareFiles)
         let user = try VMUser.ensure(for: definition.name)
         if let user {
             try VMUser.own([paths.disks, paths.run], by: user)
@@ -305,6 +353,7 @@ public actor Engine {
         do {
             let qmp = try await process.connectQMP()
             running[definition.name] = (process, qmp)
+            if !keys.isEmpty { try await process.attachEncryptedDisks(qmp, keys: keys) }
             try await process.waitForConsole(containing: boot.bootMarker, timeout: boot.bootTimeout)
         } catch {
             await process.kill()
@@ -320,7 +369,10 @@ public actor Engine {
 
     /// The disks of one boot: a new system overlay over the image (what the last boot wrote is
     /// gone), and the local and user disks, made empty the first time and kept afterwards.
-    private func prepare(_ definition: VMDefinition, image: ImageReference, paths: VMPaths, firmwareFiles: [QEMUConfiguration.FirmwareFile]) throws -> QEMUConfiguration {
+    /// With a TPM, the local and user disks and a work VM's overlay are encrypted; their keys
+    /// are returned for QEMU (over QMP), never written in the configuration.
+    private func prepare(_ definition: VMDefinition, image: ImageReference, paths: VMPaths,
+                         firmwareFiles: [QEMUConfiguration.FirmwareFile]) throws -> (QEMUConfiguration, [String: [UInt8]]) {
         let gold = layout.imageDisk(image)
         guard FileManager.default.fileExists(atPath: gold) else {
             throw EngineError.imageMissing(image, path: gold)
@@ -330,27 +382,44 @@ public actor Engine {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         }
         let goldFormat = try DiskOpener.detect(try DiskFile(path: gold))
-        try Overlay.create(at: paths.systemDisk, base: gold, baseFormat: goldFormat, replace: true)
-        if !FileManager.default.fileExists(atPath: paths.localDisk) {
-            try DiskCreator.createQCOW2(at: paths.localDisk, size: definition.localDiskBytes)
+        var keys: [String: [UInt8]] = [:]
+        var disks: [QEMUConfiguration.Disk] = []
+        if security.encryptsDisks && definition.role == .work {
+            // A key for this boot only: what the last boot wrote is unreadable as well as gone.
+            try? FileManager.default.removeItem(atPath: paths.systemDisk)
+            let size = try DiskOpener.open(gold, format: goldFormat, policy: DiskAccessPolicy(allowedDirectories: [])).virtualSize
+            keys["system"] = try security.ephemeralKey()
+            disks.append(.init(id: "system", path: paths.systemDisk, format: .qcow2, serial: "system",
+                               encryption: .init(createSize: size, backing: gold, backingFormat: goldFormat == .qcow2 ? .qcow2 : .raw)))
+        } else {
+            try Overlay.create(at: paths.systemDisk, base: gold, baseFormat: goldFormat, replace: true)
+            disks.append(.init(id: "system", path: paths.systemDisk, format: .qcow2, serial: "system"))
         }
-        if !FileManager.default.fileExists(atPath: paths.userDisk) {
-            try DiskCreator.createQCOW2(at: paths.userDisk, size: definition.userDiskBytes)
+        for (id, path, size) in [("local", paths.localDisk, definition.localDiskBytes), ("user", paths.userDisk, definition.userDiskBytes)] {
+            let exists = FileManager.default.fileExists(atPath: path)
+            if exists, !Self.isEncrypted(path) {
+                // Made before this PC had a TPM: opened as it is.
+                disks.append(.init(id: id, path: path, format: .qcow2, serial: id))
+            } else if let key = try security.diskKey(vm: definition.name, disk: id, role: definition.role) {
+                keys[id] = key
+                disks.append(.init(id: id, path: path, format: .qcow2, serial: id, encryption: .init(createSize: size)))
+            } else if exists {
+                throw EngineError.security("\(definition.name)'s \(id) disk is encrypted and this Engine runs without a TPM: it cannot be opened here")
+            } else {
+                try DiskCreator.createQCOW2(at: path, size: size)
+                disks.append(.init(id: id, path: path, format: .qcow2, serial: id))
+            }
         }
         // Keep the last boot's console for diagnosis; the marker must come from this boot.
         try? FileManager.default.removeItem(atPath: paths.consoleLog + ".previous")
         try? FileManager.default.moveItem(atPath: paths.consoleLog, toPath: paths.consoleLog + ".previous")
-        return QEMUConfiguration(
+        let configuration = QEMUConfiguration(
             name: "hearth-\(definition.name)",
             accelerator: accelerator,
             cpus: definition.cpus,
             memoryMiB: definition.memoryMiB,
             kernelBoot: .init(kernel: boot.kernel, initrd: boot.initrd, commandLine: boot.commandLine),
-            disks: [
-                .init(id: "system", path: paths.systemDisk, format: .qcow2, serial: "system"),
-                .init(id: "local", path: paths.localDisk, format: .qcow2, serial: "local"),
-                .init(id: "user", path: paths.userDisk, format: .qcow2, serial: "user"),
-            ],
+            disks: disks,
             firmwareFiles: firmwareFiles,
             qmpSocket: paths.qmpSocket,
             consoleSocket: paths.consoleSocket,
@@ -360,6 +429,15 @@ public actor Engine {
             // firewall refuses local destinations (NetworkFilter.enforce, before the launch).
             network: definition.network == .none ? nil : .userNAT
         )
+        return (configuration, keys)
+    }
+
+    /// Whether a qcow2 file is encrypted (its header's crypt_method, at offset 32, is not 0).
+    static func isEncrypted(_ path: String) -> Bool {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? handle.close() }
+        guard let head = try? handle.read(upToCount: 36), head.count == 36 else { return false }
+        return head[32..<36].contains { $0 != 0 }
     }
 
     /// Notices QEMUs that ended on their own (a guest power-off, a crash), including those

@@ -104,6 +104,7 @@ public enum EngineError: Error, Sendable, Equatable, CustomStringConvertible {
     case rejected(vm: String, reason: String)
     case notAllowed(vm: String, reason: String)
     case unreachable(path: String, reason: String)
+    case security(String)
 
     public var description: String {
         switch self {
@@ -121,6 +122,8 @@ public enum EngineError: Error, Sendable, Equatable, CustomStringConvertible {
             "\(vm): \(reason)"
         case .notAllowed(let vm, let reason):
             "\(vm): \(reason)"
+        case .security(let reason):
+            "security zone: \(reason)"
         case .unreachable(let path, let reason):
             "no Engine answers at \(path) (\(reason)); start it with 'hearth engine run', or name its socket with --control"
         }

@@ -36,7 +36,18 @@ public enum QEMUArguments {
             }
             arguments += ["-append", boot.commandLine]
         }
-        for disk in configuration.disks {
+        // Encrypted disks are plugged over QMP once QEMU holds their keys: start paused, with a
+        // PCIe port for each to be plugged into (q35's root bus takes no hot-plugged device).
+        let encrypted = configuration.disks.filter { $0.encryption != nil }
+        if !encrypted.isEmpty {
+            arguments.append("-S")
+            if configuration.machine == .q35 {
+                for (number, disk) in encrypted.enumerated() {
+                    arguments += ["-device", "pcie-root-port,id=\(disk.id)-port,chassis=\(number + 1)"]
+                }
+            }
+        }
+        for disk in configuration.disks where disk.encryption == nil {
             let readOnly = disk.readOnly ? "on" : "off"
             arguments += [
                 "-blockdev", "driver=file,node-name=\(disk.id)-file,filename=\(escaped(disk.path)),read-only=\(readOnly)",
@@ -97,6 +108,12 @@ public enum QEMUArguments {
                 }
             }
             try requireAbsolute(disk.path, field: "disks.path")
+            if let encryption = disk.encryption {
+                guard disk.format == .qcow2, !disk.readOnly else {
+                    throw .invalidConfiguration(field: "disks.encryption", reason: "'\(disk.id)': only writable qcow2 disks are encrypted")
+                }
+                if let backing = encryption.backing { try requireAbsolute(backing, field: "disks.encryption.backing") }
+            }
         }
         for file in configuration.firmwareFiles {
             guard file.name.hasPrefix("opt/"), file.name.count <= 55, !file.name.contains(",") else {

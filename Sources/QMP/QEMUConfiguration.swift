@@ -101,13 +101,34 @@ public struct QEMUConfiguration: Codable, Sendable, Equatable {
         /// What the guest sees in `/sys/block/vdX/serial` (at most 20 characters), so that a
         /// guest finds a disk by name rather than by enumeration order.
         public var serial: String?
+        /// A qcow2 disk encrypted with LUKS. Its key never appears here: QEMU starts paused
+        /// without the disk, and ``QEMUProcess/attachEncryptedDisks(_:keys:)`` hands the key
+        /// over QMP as a secret object, opens (or creates) the disk, plugs it and resumes.
+        public var encryption: Encryption?
 
-        public init(id: String, path: String, format: Format, readOnly: Bool = false, serial: String? = nil) {
+        public init(id: String, path: String, format: Format, readOnly: Bool = false, serial: String? = nil, encryption: Encryption? = nil) {
             self.id = id
             self.path = path
             self.format = format
             self.readOnly = readOnly
             self.serial = serial
+            self.encryption = encryption
+        }
+    }
+
+    /// How an encrypted disk is opened.
+    public struct Encryption: Codable, Sendable, Equatable {
+        /// Create the disk (virtual size `createSize`) when its file does not exist; an
+        /// existing file is opened as it is.
+        public var createSize: UInt64?
+        /// For an overlay created here: the image under it and that image's format.
+        public var backing: String?
+        public var backingFormat: Disk.Format?
+
+        public init(createSize: UInt64? = nil, backing: String? = nil, backingFormat: Disk.Format? = nil) {
+            self.createSize = createSize
+            self.backing = backing
+            self.backingFormat = backingFormat
         }
     }
 

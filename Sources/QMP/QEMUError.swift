@@ -8,6 +8,8 @@ public enum QEMUError: Error, Sendable, Equatable, CustomStringConvertible {
     case exitedEarly(status: Int32, detail: String, stderrLog: String)
     case qmpSocketTimeout(path: String, seconds: Double, stderrLog: String)
     case consoleTimeout(expected: String, seconds: Double, consoleLog: String)
+    /// An encrypted disk could not be opened or created; `reason` is QEMU's (it names no key).
+    case encryptedDisk(id: String, path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -23,6 +25,8 @@ public enum QEMUError: Error, Sendable, Equatable, CustomStringConvertible {
             "QEMU's QMP socket \(path) did not accept a connection within \(seconds) s; the process was stopped (QEMU's log: \(stderrLog))"
         case .consoleTimeout(let expected, let seconds, let consoleLog):
             "the guest did not print '\(expected)' on its console within \(seconds) s; the VM was stopped (console log: \(consoleLog))"
+        case .encryptedDisk(let id, let path, let reason):
+            "the encrypted disk '\(id)' (\(path)) could not be opened: \(reason)"
         }
     }
 }

@@ -169,7 +169,7 @@ public final class QEMUProcess: Sendable {
         return text.split(separator: "\n").suffix(maximumLines).joined(separator: " | ")
     }
 
-    static func resolve(_ executable: String) -> String? {
+    public static func resolve(_ executable: String) -> String? {
         if executable.contains("/") {
             return FileManager.default.isExecutableFile(atPath: executable) ? executable : nil
         }

@@ -15,15 +15,19 @@ public struct EventLog: Codable, Sendable, Equatable {
 
     public var pcr: Int
     public var events: [Event]
+    /// The PCR's value before the first event (hex), when something measured into it earlier
+    /// in the boot; nil for zero.
+    public var base: String?
 
-    public init(pcr: Int, events: [Event] = []) {
+    public init(pcr: Int, events: [Event] = [], base: [UInt8]? = nil) {
         self.pcr = pcr
         self.events = events
+        self.base = base.flatMap { $0.allSatisfy { $0 == 0 } ? nil : $0.map { String(format: "%02x", $0) }.joined() }
     }
 
-    /// The PCR value these events give, starting from zero (a PCR after a reboot).
+    /// The PCR value these events give, starting from ``base`` (zero after a reboot).
     public func replay() -> [UInt8] {
-        events.reduce([UInt8](repeating: 0, count: 32)) { value, event in
+        events.reduce(base.map(Self.bytes(hex:)) ?? [UInt8](repeating: 0, count: 32)) { value, event in
             Array(SHA256.hash(data: Data(value + Self.bytes(hex: event.sha256))))
         }
     }
@@ -63,12 +67,17 @@ public struct EventLog: Codable, Sendable, Equatable {
 extension TPM {
     /// Measures each file into `pcr` in order (extend with its SHA-256) and returns the log.
     public func measure(_ files: [(component: String, path: String)], into pcr: Int) throws(TPMError) -> EventLog {
-        var log = EventLog(pcr: pcr)
+        var log = EventLog(pcr: pcr, base: try self.pcr(pcr))
+        try measure(files, appendingTo: &log)
+        return log
+    }
+
+    /// Measures more files into the log's PCR, appending their events.
+    public func measure(_ files: [(component: String, path: String)], appendingTo log: inout EventLog) throws(TPMError) {
         for file in files {
             let digest = try EventLog.sha256(ofFile: file.path)
-            try extend(pcr, sha256: digest)
+            try extend(log.pcr, sha256: digest)
             log.events.append(.init(component: file.component, path: file.path, sha256: digest.map { String(format: "%02x", $0) }.joined()))
         }
-        return log
     }
 }

@@ -77,7 +77,15 @@ public final class TPM: @unchecked Sendable {
         return SealedSecret(pcrs: pcrs.sorted(), publicArea: publicArea, privateArea: privateArea, policyRef: nil)
     }
 
-    /// Creates a sealed data object under the storage key, usable only through `policy`.
+    /// Seals `secret` to this TPM alone, whatever its PCRs hold: useless on another machine,
+    /// but no guard against a changed boot.
+    public func sealToThisTPM(_ secret: [UInt8]) throws(TPMError) -> SealedSecret {
+        let (publicArea, privateArea) = try create(secret, policy: [])
+        return SealedSecret(pcrs: [], publicArea: publicArea, privateArea: privateArea, policyRef: nil)
+    }
+
+    /// Creates a sealed data object under the storage key, usable only through `policy` (or,
+    /// with no policy, with the empty password).
     func create(_ secret: [UInt8], policy: [UInt8]) throws(TPMError) -> (publicArea: [UInt8], privateArea: [UInt8]) {
         guard !secret.isEmpty, secret.count <= 128 else { throw .invalid("a sealed secret is 1 to 128 bytes") }
         let parent = try storageKey()
@@ -90,7 +98,7 @@ public final class TPM: @unchecked Sendable {
         template.publicArea.type = TPMI_ALG_PUBLIC(Self.algKeyedHash)
         template.publicArea.nameAlg = TPMI_ALG_HASH(Self.algSHA256)
         // Only the policy authorizes its use (no USERWITHAUTH); it never leaves this TPM.
-        template.publicArea.objectAttributes = TPMA_OBJECT(Self.fixedTPM | Self.fixedParent | Self.noDA)
+        template.publicArea.objectAttributes = TPMA_OBJECT(Self.fixedTPM | Self.fixedParent | Self.noDA | (policy.isEmpty ? Self.userWithAuth : 0))
         template.publicArea.authPolicy.size = UInt16(policy.count)
         withUnsafeMutableBytes(of: &template.publicArea.authPolicy.buffer) { $0.copyBytes(from: policy) }
         template.publicArea.parameters.keyedHashDetail.scheme.scheme = TPMI_ALG_KEYEDHASH_SCHEME(Self.algNull)
@@ -113,12 +121,29 @@ public final class TPM: @unchecked Sendable {
     /// ``TPMError/policyMismatch``.
     public func unseal(_ sealed: SealedSecret) throws(TPMError) -> [UInt8] {
         guard sealed.policyRef == nil else { throw .invalid("this secret is sealed to an authorized policy; unseal it with a signed policy") }
+        if sealed.pcrs.isEmpty { return try unsealWithPassword(sealed) }
         return try unseal(sealed, mismatch: .policyMismatch(sealed.pcrs)) { session throws(TPMError) in
             var emptyDigest = TPM2B_DIGEST()
             var selection = Self.selection(sealed.pcrs)
             try check("TPM2_PolicyPCR", Esys_PolicyPCR(context, session, ESYS_TR(ESYS_TR_NONE), ESYS_TR(ESYS_TR_NONE), ESYS_TR(ESYS_TR_NONE),
                                                        &emptyDigest, &selection))
         }
+    }
+
+    private func unsealWithPassword(_ sealed: SealedSecret) throws(TPMError) -> [UInt8] {
+        let parent = try storageKey()
+        defer { Esys_FlushContext(context, parent) }
+        var inPrivate = try Self.unmarshalPrivate(sealed.privateArea)
+        var inPublic = try Self.unmarshalPublic(sealed.publicArea)
+        var object = ESYS_TR(ESYS_TR_NONE)
+        try check("TPM2_Load", Esys_Load(context, parent, ESYS_TR(ESYS_TR_PASSWORD), ESYS_TR(ESYS_TR_NONE), ESYS_TR(ESYS_TR_NONE),
+                                         &inPrivate, &inPublic, &object))
+        defer { Esys_FlushContext(context, object) }
+        var data: UnsafeMutablePointer<TPM2B_SENSITIVE_DATA>?
+        try check("TPM2_Unseal", Esys_Unseal(context, object, ESYS_TR(ESYS_TR_PASSWORD), ESYS_TR(ESYS_TR_NONE), ESYS_TR(ESYS_TR_NONE), &data))
+        defer { Esys_Free(data) }
+        guard let data else { throw .failed("TPM2_Unseal", 0, "no data returned") }
+        return Self.bytes(of: data.pointee)
     }
 
     /// Loads `sealed`, satisfies its policy in a session with `satisfy`, and unseals it.

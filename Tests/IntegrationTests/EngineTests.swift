@@ -71,7 +71,8 @@ extension VMSuites {
 
         func engine() throws -> Engine {
                 let boot = GuestBoot(kernel: kit.kernel, initrd: kit.initramfs, commandLine: "console=ttyS0 loglevel=4 panic=-1 hearth.root=system", bootMarker: GuestKit.bootMarker, bootTimeout: BootTests.bootTimeout)
-                return try Engine(layout: layout, boot: boot, accelerator: AcceleratorProbe.probe().accelerator)
+                return try Engine(layout: layout, boot: boot, accelerator: AcceleratorProbe.probe().accelerator,
+                                  security: SecurityZone(mode: .insecureDevelopment, root: layout.root))
             }
 
             func definitions(workImage: String = "1") -> VMDefinitionList {

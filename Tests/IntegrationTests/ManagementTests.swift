@@ -173,7 +173,8 @@ extension VMSuites {
                 try probe("write")
                 let boot = GuestBoot(kernel: kit.kernel, initrd: kit.initramfs, commandLine: "console=ttyS0 loglevel=4 panic=-1 hearth.root=system",
                                      bootMarker: GuestKit.bootMarker, bootTimeout: BootTests.bootTimeout)
-                let theEngine = try Engine(layout: layout, boot: boot, accelerator: AcceleratorProbe.probe().accelerator)
+                let theEngine = try Engine(layout: layout, boot: boot, accelerator: AcceleratorProbe.probe().accelerator,
+                                           security: SecurityZone(mode: .insecureDevelopment, root: layout.root))
                 engine = theEngine
                 await theEngine.setFirmwareProvider { definition in
                     [.init(name: GuestKit.probeFirmwareName, path: "\(probes)/\(definition.name).sh")]
@@ -448,7 +449,7 @@ extension VMSuites {
             #expect(!FileManager.default.fileExists(atPath: EngineIdentity.pendingFolder(layout)))
             let kit = try VMSuites.BootTests.kit()
             let boot = GuestBoot(kernel: kit.kernel, initrd: kit.initramfs, commandLine: "console=ttyS0", bootMarker: GuestKit.bootMarker)
-            let zone = try await ManagementZone(engine: try Engine(layout: layout, boot: boot, accelerator: .tcg), identity: identity, files: files)
+            let zone = try await ManagementZone(engine: try Engine(layout: layout, boot: boot, accelerator: .tcg, security: SecurityZone(mode: .insecureDevelopment, root: layout.root)), identity: identity, files: files)
             try await zone.checkIn()
             let devices = try #require(try await owner.call(.GET, "/api/v1/devices")["list"] as? [[String: Any]])
             #expect(devices.count == 1 && devices.first?["lastCheckIn"] != nil)

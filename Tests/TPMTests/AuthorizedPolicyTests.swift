@@ -2,6 +2,7 @@ import CTSS2
 import Crypto
 import Foundation
 import Testing
+import TestSupport
 @testable import TPM
 
 /// Secrets sealed to a policy authority (the Center's policy key): a signed policy unseals

@@ -1,63 +1,8 @@
 import Crypto
 import Foundation
 import Testing
+import TestSupport
 @testable import TPM
-
-/// swtpm on loopback, started for each test with its own state folder and stopped after it (a
-/// TPM that starts with every PCR at zero, as DESIGN.md notes).
-final class SoftwareTPM: @unchecked Sendable {
-    static let binary = "/usr/bin/swtpm"
-    let state: String
-    let port: Int
-
-    /// A new TPM, or with `state` the same TPM after a reboot (its seeds kept, its PCRs zero).
-    init(state: String? = nil) throws {
-        self.state = state ?? FileManager.default.temporaryDirectory.appendingPathComponent("hearth-swtpm-\(UUID().uuidString.prefix(8))").path
-        try FileManager.default.createDirectory(atPath: self.state, withIntermediateDirectories: true)
-        var lastError: Error?
-        for _ in 0..<5 {
-            let port = Int.random(in: 20000..<60000)
-            let process = Process()
-            // Through env --default-signal: the test process blocks SIGTERM, and a child would
-            // inherit that and never stop (as QEMUProcess found).
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["--default-signal", Self.binary, "socket", "--tpm2", "--server", "type=tcp,port=\(port),bindaddr=127.0.0.1",
-                                 "--ctrl", "type=tcp,port=\(port + 1),bindaddr=127.0.0.1", "--tpmstate", "dir=\(self.state)",
-                                 "--flags", "not-need-init,startup-clear"]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            // Ready once it accepts a TPM connection.
-            for _ in 0..<50 {
-                if (try? TPM(tcti: "swtpm:host=127.0.0.1,port=\(port)")) != nil {
-                    self.port = port
-                    self.processBox = process
-                    return
-                }
-                guard process.isRunning else { break }
-                usleep(100_000)
-            }
-            process.terminate()
-            lastError = TPMError.unreachable("swtpm on port \(port)", "did not start")
-        }
-        throw lastError!
-    }
-
-    private var processBox: Process?
-    var tcti: String { "swtpm:host=127.0.0.1,port=\(port)" }
-
-    /// Powers it off, keeping its state for a reboot.
-    func powerOff() {
-        processBox?.terminate()
-        // Not waitUntilExit: it spins on a cooperative thread.
-        for _ in 0..<100 where processBox?.isRunning == true { usleep(50_000) }
-    }
-
-    func stop() {
-        powerOff()
-        try? FileManager.default.removeItem(atPath: state)
-    }
-}
 
 @Suite(.serialized, .enabled(if: FileManager.default.isExecutableFile(atPath: SoftwareTPM.binary), "needs swtpm (scripts/setup-host test)"))
 struct TPMTests {
@@ -147,12 +92,5 @@ struct TPMTests {
 
     @Test func noTPMIsAClearError() {
         #expect { try TPM(tcti: "swtpm:host=127.0.0.1,port=1") } throws: { "\($0)".contains("no TPM answers") }
-    }
-}
-
-extension Array where Element == UInt8 {
-    func contains(subsequence: [UInt8]) -> Bool {
-        guard subsequence.count <= count else { return false }
-        return (0...(count - subsequence.count)).contains { Array(self[$0..<$0 + subsequence.count]) == subsequence }
     }
 }

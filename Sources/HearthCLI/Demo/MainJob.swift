@@ -290,7 +290,11 @@ final class MainJob {
     private func makeEngine(kit: GuestKit, layout: EngineLayout) async throws -> Engine {
         let boot = GuestBoot(kernel: kit.kernel, initrd: kit.initramfs, commandLine: "console=ttyS0 loglevel=4 panic=-1 hearth.root=system",
                              bootMarker: GuestKit.bootMarker, bootTimeout: options.bootTimeout)
-        let engine = try Engine(layout: layout, boot: boot, accelerator: options.accelerator, logger: FileLogHandler.logger("hearth.engine", to: engineLog))
+        // No TPM in the demo (the Center's policy signing comes with attestation): the Engine runs
+        // in its explicit insecure development mode, which it reports at check-in.
+        let engine = try Engine(layout: layout, boot: boot, accelerator: options.accelerator,
+                                security: SecurityZone(mode: .insecureDevelopment, root: layout.root),
+                                logger: FileLogHandler.logger("hearth.engine", to: engineLog))
         // The user's stand-in: a probe in each desktop that mounts its local and user disks
         // (formatting them on first use), writes the user's file once, and reports what it sees.
         let probes = "\(work)/probes"

@@ -45,6 +45,12 @@ struct EngineRunCommand: AsyncParsableCommand {
     @Option(name: .customLong("allow-user"), help: "A user id that may control the VMs besides root (repeatable).")
     var allowedUsers: [UInt32] = []
 
+    @Option(help: "The TPM, as a tpm2-tss TCTI (default: device:/dev/tpmrm0).")
+    var tpm: String = "device:/dev/tpmrm0"
+
+    @Flag(name: .customLong("insecure-no-tpm"), help: "Run without a TPM, for development only: nothing is measured and VM disks are not encrypted; said at every start and reported at check-in.")
+    var insecureNoTPM = false
+
     @Flag(help: "Start every VM when the Engine starts.")
     var autostart = false
 
@@ -61,7 +67,13 @@ struct EngineRunCommand: AsyncParsableCommand {
         let choice = AcceleratorProbe.probe()
         if let warning = choice.warning { print(warning) }
         let boot = GuestBoot(kernel: kit.kernel, initrd: kit.initramfs, commandLine: "console=ttyS0 loglevel=4 panic=-1 hearth.root=system", bootMarker: GuestKit.bootMarker)
-        let engine = try Engine(layout: layout, boot: boot, accelerator: choice.accelerator)
+        let security = SecurityZone(mode: insecureNoTPM ? .insecureDevelopment : .tpm(tcti: tpm), root: layout.root)
+        let engine = try Engine(layout: layout, boot: boot, accelerator: choice.accelerator, security: security)
+        switch security.standing {
+        case .secure: print("engine: security zone: measured and approved")
+        case .insecureDevelopment: print("engine: INSECURE: running without a TPM (--insecure-no-tpm); nothing is measured and VM disks are not encrypted. For development only.")
+        default: print("engine: security zone: \(security.standing.report): \(security.standing.reason ?? ""); work desktops will not start")
+        }
         let server = ControlServer(path: control ?? "\(engineRoot.root)/control.sock", engine: engine, allowedUsers: Set(allowedUsers + [getuid()]))
         if definitions == nil {
             let identity: EngineIdentity, files: EngineIdentity.Files

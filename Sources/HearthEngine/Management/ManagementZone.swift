@@ -171,7 +171,7 @@ public actor ManagementZone {
     public func status() async throws -> DeviceStatus {
         let vms = try await engine.status().map { DeviceStatus.VM(name: $0.name, state: $0.blocked == nil ? $0.phase.rawValue : "\($0.phase.rawValue) (may not start: \($0.blocked!))", image: $0.bootedImage) }
         let inventory = Inventory.collect(root: layout.root, virtualization: options.virtualization)
-        return DeviceStatus(engineVersion: options.engineVersion, inventory: inventory, vms: vms, security: "unmeasured",
+        return DeviceStatus(engineVersion: options.engineVersion, inventory: inventory, vms: vms, security: await engine.security.standing.report,
                             updates: shared.updates(), compliance: Inventory.shortfalls(inventory, policies: desired.map { ($0.definition.name, $0.policy) }),
                             lease: "\(lease.standing)", locked: await engine.lockReason)
     }
@@ -363,11 +363,11 @@ public actor ManagementZone {
             autostarted.removeAll()
             return "unlocked"
         case .wipe:
-            let wiped = try await engine.wipe(role: .work)
+            let wipe = try await engine.wipe(role: .work)
             try await engine.lock(reason: "wiped by command \(command.id)")
-            let receipt = WipeReceipt(deviceID: identity.deviceID, command: command.id, wipedAt: lease.now(), vms: wiped,
-                                  bytes: wiped.reduce(0) { $0 + $1.bytes },
-                                  method: "work VMs stopped, their disk files deleted, the device locked (crypto-erase comes with the security zone)")
+            let receipt = WipeReceipt(deviceID: identity.deviceID, command: command.id, wipedAt: lease.now(), vms: wipe.vms,
+                                  bytes: wipe.vms.reduce(0) { $0 + $1.bytes },
+                                  method: "work VMs stopped; \(wipe.method); the device locked")
             let encoder = JSONEncoder()
             encoder.dateEncodingStrategy = .iso8601
             encoder.outputFormatting = [.sortedKeys]
