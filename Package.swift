@@ -42,7 +42,10 @@ let package = Package(
         .systemLibrary(name: "CZstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CTSS2", providers: [.apt(["libtss2-dev"])]),
         // TPM 2.0 over tpm2-tss: PCRs, sealing (docs/SECURITY.md).
-        .target(name: "TPM", dependencies: ["CTSS2", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "TPM", dependencies: ["CTSS2", "TPMPolicy", .product(name: "Crypto", package: "swift-crypto")]),
+        // The TPM's policy arithmetic and event logs in plain Swift: what the Center needs to
+        // sign a device's policy and check its log, without tpm2-tss.
+        .target(name: "TPMPolicy", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "VirtualDisk", dependencies: ["CZlib", "CZstd"]),
         // Signed, content-addressed image versions and their delta pulls (docs/IMAGES.md).
         .target(
@@ -79,7 +82,7 @@ let package = Package(
         .target(
             name: "HearthCenter",
             dependencies: [
-                "HearthCore", "ImageSync",
+                "HearthCore", "ImageSync", "TPMPolicy",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
@@ -105,7 +108,7 @@ let package = Package(
         .target(
             name: "HearthEngine",
             dependencies: [
-                "HearthCore", "QMP", "VirtualDisk", "ImageSync", "TPM",
+                "HearthCore", "QMP", "VirtualDisk", "ImageSync", "TPM", "TPMPolicy",
                 // The management zone: enrollment (a key and a certificate request), check-in
                 // over mutual TLS, leases checked against the Center's Ed25519 key.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -155,7 +158,8 @@ let package = Package(
             path: "Benchmarks/CenterCheckIn",
             exclude: ["run.sh"]
         ),
-        .executableTarget(name: "engine-start-bench", dependencies: ["HearthEngine", "HearthCore", "GuestKit", "QMP", "VirtualDisk"], path: "Benchmarks/EngineStart"),
+        .executableTarget(name: "engine-start-bench", dependencies: ["HearthEngine", "HearthCore", "GuestKit", "QMP", "VirtualDisk", "TPM", "TPMPolicy", "TestSupport",
+                                                               .product(name: "Crypto", package: "swift-crypto")], path: "Benchmarks/EngineStart"),
         .testTarget(
             name: "QMPTests",
             dependencies: ["QMP", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
@@ -165,7 +169,7 @@ let package = Package(
         .testTarget(name: "VirtualDiskTests", dependencies: ["VirtualDisk"]),
         // What several test targets share: swtpm started on loopback.
         .target(name: "TestSupport", dependencies: ["TPM"], path: "Tests/TestSupport"),
-        .testTarget(name: "TPMTests", dependencies: ["TPM", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "TPMTests", dependencies: ["TPM", "TPMPolicy", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(
             name: "ImageSyncTests",
             dependencies: [
@@ -179,7 +183,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HearthEngineTests",
-            dependencies: ["HearthEngine", "HearthCore", "TPM", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),
+            dependencies: ["HearthEngine", "HearthCore", "TPM", "TPMPolicy", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]
         ),
         // Starts real Centers on loopback, over SQLite and over a PostgreSQL the tests start.
@@ -203,7 +207,7 @@ let package = Package(
         // Boots real VMs under QEMU; runs on its own with `swift test --filter IntegrationTests`.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["QMP", "GuestKit", "HearthCLI", "VirtualDisk", "HearthEngine", "HearthCore", "HearthCenter", "ImageSync", "TPM", "TestSupport",
+            dependencies: ["QMP", "GuestKit", "HearthCLI", "VirtualDisk", "HearthEngine", "HearthCore", "HearthCenter", "ImageSync", "TPM", "TPMPolicy", "TestSupport",
                            .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "Logging", package: "swift-log"), .product(name: "NIOHTTP1", package: "swift-nio"),
                            .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]

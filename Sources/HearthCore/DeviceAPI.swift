@@ -70,7 +70,8 @@ public struct DeviceStatus: Codable, Sendable, Equatable {
     public var engineVersion: String
     public var inventory: Inventory
     public var vms: [VM]
-    /// "ok", "tampered", "unmeasured", … as the security zone reports it.
+    /// As the security zone reports it: "ok", "unapproved", "tampered", "revoked", "no-tpm" or
+    /// "insecure-development".
     public var security: String
     /// Image versions the Engine is pulling or has pulled since it started.
     public var updates: [ImageUpdate]?

@@ -60,7 +60,7 @@ public actor Engine {
 
     /// What the Engine hands its guests, in the order measured: itself, its configuration,
     /// QEMU, the firmware QEMU loads, and the guest kernel and initramfs.
-    static func measuredComponents(boot: GuestBoot, accelerator: Accelerator, root: String) throws -> [(component: String, path: String)] {
+    public static func measuredComponents(boot: GuestBoot, accelerator: Accelerator, root: String) throws -> [(component: String, path: String)] {
         let configuration = "\(root)/engine-configuration.json"
         let settings = ["accelerator": accelerator.rawValue, "kernelCommandLine": boot.commandLine, "bootMarker": boot.bootMarker]
         let encoder = JSONEncoder()

@@ -1,4 +1,5 @@
 import CTSS2
+import TPMPolicy
 
 // MARK: Counters
 

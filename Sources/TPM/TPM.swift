@@ -1,4 +1,5 @@
 import CTSS2
+import TPMPolicy
 import Foundation
 
 /// A TPM 2.0, through tpm2-tss's ESAPI: a real device (`device:/dev/tpmrm0`) or, in tests,
@@ -14,6 +15,7 @@ public final class TPM: @unchecked Sendable {
     /// Opens the TPM that `tcti` names (tpm2-tss's TCTI configuration string) and starts it up
     /// when nobody has yet.
     public init(tcti configuration: String) throws(TPMError) {
+        Self.quietLibraryLog
         var tcti: OpaquePointer?
         let loaded = Tss2_TctiLdr_Initialize(configuration, &tcti)
         guard loaded == TSS2_RC_SUCCESS, let tcti else {
@@ -34,6 +36,12 @@ public final class TPM: @unchecked Sendable {
             throw .failed("TPM2_Startup", startup, TPMError.decode(startup))
         }
     }
+
+    /// tpm2-tss logs its own errors to standard error; Hearth reports them itself, with the
+    /// remedy. `TSS2_LOG` set by the user wins.
+    private static let quietLibraryLog: Void = {
+        if getenv("TSS2_LOG") == nil { setenv("TSS2_LOG", "all+NONE", 0) }
+    }()
 
     deinit {
         Esys_Finalize(&context)

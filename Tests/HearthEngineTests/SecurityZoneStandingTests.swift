@@ -5,6 +5,7 @@ import HearthCore
 import Testing
 import TestSupport
 import TPM
+import TPMPolicy
 
 /// The security zone's standing without guests: no TPM, insecure development, and a TPM whose
 /// measurements the Center has or has not approved.

@@ -30,10 +30,12 @@ extension VMSuites {
             return (process.terminationStatus, String(decoding: data, as: UTF8.self))
         }
 
-        static func startEngine(root: String, definitions: String) throws -> Process {
+        /// `hearth engine run`; these machines have no TPM, so it runs in the insecure
+        /// development mode unless `secure` (then it refuses work desktops).
+        static func startEngine(root: String, definitions: String, secure: Bool = false) throws -> Process {
             let process = Process()
             process.executableURL = hearth
-            process.arguments = ["engine", "run", "--root", root, "--definitions", definitions]
+            process.arguments = ["engine", "run", "--root", root, "--definitions", definitions] + (secure ? [] : ["--insecure-no-tpm"])
             _ = FileManager.default.createFile(atPath: "\(root)/engine.log", contents: nil)
             let log = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(root)/engine.log"))
             log.seekToEndOfFile()
@@ -52,6 +54,32 @@ extension VMSuites {
             let (status, output) = try Self.hearth(["vm", "list", "--json", "--control", control])
             #expect(status == 0, "\(output)")
             return try JSONDecoder().decode([VMStatus].self, from: Data(output.utf8))
+        }
+
+        /// Point 8 of the security zone: no TPM, no work desktop, and the message says what to do;
+        /// the insecure development mode says what it is at start.
+        @Test func withoutATPMTheEngineRefusesWorkDesktopsUnlessToldItIsDevelopment() throws {
+            let fixture = try EngineTests.Fixture()
+            let definitions = "\(fixture.root)/vms.json"
+            let vms = VMDefinitionList(vms: [VMDefinition(name: "work", role: .work, image: .init(name: "kit", version: "1"), memoryMiB: 256, localDiskBytes: 32 << 20, userDiskBytes: 32 << 20)])
+            try JSONEncoder().encode(vms).write(to: URL(fileURLWithPath: definitions))
+            let control = "\(fixture.root)/control.sock"
+            let engine = try Self.startEngine(root: fixture.root, definitions: definitions, secure: true)
+            defer { kill(engine.processIdentifier, SIGKILL) }
+            let refused = try Self.hearth(["vm", "start", "work", "--control", control])
+            #expect(refused.status != 0)
+            #expect(refused.output.contains("no TPM answers") && refused.output.contains("--insecure-no-tpm"), "\(refused.output)")
+            #expect(try list(control).first?.blocked?.contains("--insecure-no-tpm") == true)
+            kill(engine.processIdentifier, SIGKILL)
+            engine.waitUntilExit()
+            let log = try String(contentsOfFile: "\(fixture.root)/engine.log", encoding: .utf8)
+            #expect(log.contains("security zone: no-tpm"), "\(log)")
+            #expect(!log.contains("ERROR:tcti"), "tpm2-tss's own error lines stay out of the Engine's output")
+
+            let insecure = try Self.startEngine(root: fixture.root, definitions: definitions)
+            defer { kill(insecure.processIdentifier, SIGKILL) }
+            #expect(try list(control).first?.blocked == nil)
+            #expect(try String(contentsOfFile: "\(fixture.root)/engine.log", encoding: .utf8).contains("INSECURE: running without a TPM"))
         }
 
         @Test func theEngineSurvivesAKillAndFindsItsVM() throws {

@@ -312,7 +312,7 @@ extension VMSuites {
                 FileManager.default.createFile(atPath: "\(root)/token", contents: Data(try await scenario.enrollmentToken().utf8),
                                                attributes: [.posixPermissions: 0o600])
                 let arguments = ["engine", "run", "--root", engineRoot, "--center", scenario.base, "--center-ca", "\(root)/ca.pem",
-                                 "--enroll-token-file", "\(root)/token", "--bandwidth-limit", "1000000"]
+                                 "--enroll-token-file", "\(root)/token", "--bandwidth-limit", "1000000", "--insecure-no-tpm"]
                 FileManager.default.createFile(atPath: "\(root)/engine.log", contents: nil)
                 let log = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(root)/engine.log"))
                 func launch() throws -> Process {

@@ -9,6 +9,7 @@ import QMP
 import Testing
 import TestSupport
 import TPM
+import TPMPolicy
 
 extension VMSuites {
     /// The security zone with real guests and a real (software) TPM: disks encrypted with keys

@@ -4,6 +4,7 @@ import Foundation
 import Testing
 import TestSupport
 @testable import TPM
+import TPMPolicy
 
 /// Secrets sealed to a policy authority (the Center's policy key): a signed policy unseals
 /// them while its PCR values and counter value hold; a change of what is measured needs a new

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 import TestSupport
 @testable import TPM
+import TPMPolicy
 
 @Suite(.serialized, .enabled(if: FileManager.default.isExecutableFile(atPath: SoftwareTPM.binary), "needs swtpm (scripts/setup-host test)"))
 struct TPMTests {

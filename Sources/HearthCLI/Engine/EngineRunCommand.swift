@@ -65,14 +65,14 @@ struct EngineRunCommand: AsyncParsableCommand {
         }
         let kit = try GuestKit.prepare(cacheDirectory: cacheDir).kit
         let choice = AcceleratorProbe.probe()
-        if let warning = choice.warning { print(warning) }
+        if let warning = choice.warning { Self.say(warning) }
         let boot = GuestBoot(kernel: kit.kernel, initrd: kit.initramfs, commandLine: "console=ttyS0 loglevel=4 panic=-1 hearth.root=system", bootMarker: GuestKit.bootMarker)
         let security = SecurityZone(mode: insecureNoTPM ? .insecureDevelopment : .tpm(tcti: tpm), root: layout.root)
         let engine = try Engine(layout: layout, boot: boot, accelerator: choice.accelerator, security: security)
         switch security.standing {
-        case .secure: print("engine: security zone: measured and approved")
-        case .insecureDevelopment: print("engine: INSECURE: running without a TPM (--insecure-no-tpm); nothing is measured and VM disks are not encrypted. For development only.")
-        default: print("engine: security zone: \(security.standing.report): \(security.standing.reason ?? ""); work desktops will not start")
+        case .secure: Self.say("engine: security zone: measured and approved")
+        case .insecureDevelopment: Self.say("engine: INSECURE: running without a TPM (--insecure-no-tpm); nothing is measured and VM disks are not encrypted. For development only.")
+        default: Self.say("engine: security zone: \(security.standing.report): \(security.standing.reason ?? ""); work desktops will not start")
         }
         let server = ControlServer(path: control ?? "\(engineRoot.root)/control.sock", engine: engine, allowedUsers: Set(allowedUsers + [getuid()]))
         if definitions == nil {
@@ -83,33 +83,33 @@ struct EngineRunCommand: AsyncParsableCommand {
             options.virtualization = choice.accelerator == .kvm ? "kvm" : "tcg"
             let management = try await ManagementZone(engine: engine, identity: identity, files: files, options: options)
             try server.start()
-            print("engine: device \(identity.deviceID), managed by \(identity.center); control socket \(server.path)")
-            print("engine: lease \(management.lease.standing)")
+            Self.say("engine: device \(identity.deviceID), managed by \(identity.center); control socket \(server.path)")
+            Self.say("engine: lease \(management.lease.standing)")
             let loop = Task { await management.run() }
             await Self.waitForTermination()
             loop.cancel()
             server.stop()
-            print("engine: stopped; running VMs keep running")
+            Self.say("engine: stopped; running VMs keep running")
             return
         }
         let data = try Data(contentsOf: URL(fileURLWithPath: definitions!))
         let list = try JSONDecoder().decode(VMDefinitionList.self, from: data)
         try await engine.define(list)
         try server.start()
-        print("engine: \(list.vms.count) VMs defined; control socket \(server.path)")
+        Self.say("engine: \(list.vms.count) VMs defined; control socket \(server.path)")
         if autostart {
             for vm in list.vms {
                 do {
                     try await engine.start(vm.name)
-                    print("engine: \(vm.name) is running")
+                    Self.say("engine: \(vm.name) is running")
                 } catch {
-                    print("engine: \(vm.name) did not start: \(error)")
+                    Self.say("engine: \(vm.name) did not start: \(error)")
                 }
             }
         }
         await Self.waitForTermination()
         server.stop()
-        print("engine: stopped; running VMs keep running")
+        Self.say("engine: stopped; running VMs keep running")
     }
 
     /// First run: enroll with the Center named on the command line.
@@ -129,7 +129,7 @@ struct EngineRunCommand: AsyncParsableCommand {
         let caPEM = try String(contentsOfFile: centerCA, encoding: .utf8)
         let name = ProcessInfo.processInfo.hostName
         let enrolled = try await EngineIdentity.enroll(center: center, caPEM: caPEM, token: token, deviceName: name, layout: layout)
-        print("engine: enrolled as device \(enrolled.0.deviceID) with \(center)")
+        Self.say("engine: enrolled as device \(enrolled.0.deviceID) with \(center)")
         return enrolled
     }
 
@@ -150,6 +150,15 @@ struct EngineRunCommand: AsyncParsableCommand {
     }
 }
 
+extension EngineRunCommand {
+    /// A daemon's output is its log: each line goes out at once, even into a file, so a kill
+    /// loses none.
+    static func say(_ line: String) {
+        print(line)
+        fflush(nil)
+    }
+}
+
 /// Resumes a continuation once, whichever signal comes first.
 private final class Once: @unchecked Sendable {
     private let lock = NSLock()
@@ -167,4 +176,5 @@ private final class Once: @unchecked Sendable {
     static func keep(_ source: any DispatchSourceSignal) {
         sources.append(source)
     }
+
 }

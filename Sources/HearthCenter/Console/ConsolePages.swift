@@ -53,7 +53,13 @@ extension Console {
                 if overdue { alerts.append("overdue: no check-in since \(when(last, now: now)) (interval \(terms.checkInInterval) s)") }
             }
             if let status = device.status {
-                if status.security == "tampered" { alerts.append("tampered: its measured start does not match; work desktops are refused") }
+                switch status.security {
+                case "tampered": alerts.append("tampered: its measured start does not match; work desktops are refused")
+                case "revoked": alerts.append("security policy revoked: its work desktops wait for a new approval")
+                case "no-tpm": alerts.append("no TPM: its work desktops are refused")
+                case "insecure-development": alerts.append("insecure development mode: no TPM, disks not encrypted")
+                default: break
+                }
                 for update in status.updates ?? [] where update.state == .failed {
                     alerts.append("update to \(update.image) failed: \(update.error ?? "no reason given")")
                 }

@@ -3,6 +3,7 @@ import Foundation
 import HearthCore
 import Logging
 import TPM
+import TPMPolicy
 
 /// The Engine's security zone (docs/SECURITY.md): what the Engine runs is measured into a TPM
 /// PCR before any VM starts; the work key (the key-encryption key of work VMs' disks) is sealed

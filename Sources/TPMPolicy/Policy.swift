@@ -1,7 +1,8 @@
 import Crypto
 import Foundation
 
-/// TPM 2.0 policy digests computed without a TPM (TPM 2.0 Part 3, the "policyDigest update" of
+/// TPM 2.0 policy digests computed without a TPM (this module needs none: the Center signs with
+/// it) (TPM 2.0 Part 3, the "policyDigest update" of
 /// each command), so that a management server can sign a policy for a device it cannot reach.
 /// The tests hold each formula to what a TPM computes in a trial session.
 public enum PolicyDigest {
@@ -29,13 +30,13 @@ public enum PolicyDigest {
         sha256(sha256(empty + be32(0x16A) + keyName) + policyRef)
     }
 
-    static let algSHA256: UInt16 = 0x000B
-    static let operationEqual: UInt16 = 0x0000
+    public static let algSHA256: UInt16 = 0x000B
+    public static let operationEqual: UInt16 = 0x0000
 
-    static func sha256(_ bytes: [UInt8]) -> [UInt8] { Array(SHA256.hash(data: bytes)) }
-    static func be16(_ value: UInt16) -> [UInt8] { withUnsafeBytes(of: value.bigEndian, Array.init) }
-    static func be32(_ value: UInt32) -> [UInt8] { withUnsafeBytes(of: value.bigEndian, Array.init) }
-    static func be64(_ value: UInt64) -> [UInt8] { withUnsafeBytes(of: value.bigEndian, Array.init) }
+    public static func sha256(_ bytes: [UInt8]) -> [UInt8] { Array(SHA256.hash(data: bytes)) }
+    public static func be16(_ value: UInt16) -> [UInt8] { withUnsafeBytes(of: value.bigEndian, Array.init) }
+    public static func be32(_ value: UInt32) -> [UInt8] { withUnsafeBytes(of: value.bigEndian, Array.init) }
+    public static func be64(_ value: UInt64) -> [UInt8] { withUnsafeBytes(of: value.bigEndian, Array.init) }
 }
 
 /// A TPM NV counter as Hearth defines it: 8 bytes that only ever go up, written with owner
@@ -52,11 +53,11 @@ public struct MonotonicCounter: Sendable, Equatable, Codable {
 
     /// TPM_NT_COUNTER | OWNERWRITE | OWNERREAD | AUTHREAD | NO_DA, with WRITTEN once it was
     /// first incremented (the state every policy refers to).
-    static let attributes: UInt32 = (0x1 << 4) | 0x2 | 0x20000 | 0x40000 | 0x2000000
-    static let written: UInt32 = 0x2000_0000
+    public static let attributes: UInt32 = (0x1 << 4) | 0x2 | 0x20000 | 0x40000 | 0x2000000
+    public static let written: UInt32 = 0x2000_0000
 
     /// The index's public area, as TPM2_NV_DefineSpace takes it and its name hashes it.
-    func publicArea(written: Bool) -> [UInt8] {
+    public func publicArea(written: Bool) -> [UInt8] {
         PolicyDigest.be32(index) + PolicyDigest.be16(PolicyDigest.algSHA256)
             + PolicyDigest.be32(Self.attributes | (written ? Self.written : 0)) + PolicyDigest.be16(0) + PolicyDigest.be16(8)
     }
@@ -97,7 +98,8 @@ public struct PolicyTerms: Codable, Sendable, Equatable {
     /// What the authority signs (TPM2_PolicyAuthorize's aHash).
     public var approvalDigest: [UInt8] { PolicyDigest.sha256(approvedPolicy + policyRef) }
 
-    var problems: [String] {
+    /// What makes these terms unusable; empty when they are well formed.
+    public var problems: [String] {
         var problems: [String] = []
         if pcrs.isEmpty || !pcrs.allSatisfy({ (0...23).contains($0) }) || Set(pcrs).count != pcrs.count { problems.append("PCRs must be distinct, from 0 to 23") }
         if pcrValues.count != pcrs.count || pcrValues.contains(where: { $0.count != 32 }) { problems.append("each PCR needs one 32-byte SHA-256 value") }
@@ -121,7 +123,7 @@ public struct PolicyAuthority: Sendable, Equatable {
     }
 
     /// TPM2B_PUBLIC of the key: an unrestricted ECDSA/SHA-256 signing key on NIST P-256.
-    var publicArea: [UInt8] {
+    public var publicArea: [UInt8] {
         let point = Array(publicKey.rawRepresentation)
         let x = Array(point[0..<32]), y = Array(point[32..<64])
         let area = PolicyDigest.be16(0x0023) + PolicyDigest.be16(PolicyDigest.algSHA256)
