@@ -51,6 +51,8 @@ public final class Center: Sendable {
     public let store: Store
     public let ca: CertificateAuthority
     public let leaseSigner: LeaseSigner
+    /// Signs devices' work-key policies (docs/SECURITY.md).
+    public let policySigner: PolicySigner
     public let logger: Logger
     let loginThrottle = LoginThrottle()
     let configuration: CenterConfiguration
@@ -68,6 +70,7 @@ public final class Center: Sendable {
         chmod(tlsFolder.path, 0o700)
         let (ca, createdCA) = try CertificateAuthority.loadOrCreate(in: tlsFolder, name: "Hearth Center")
         let leaseSigner = try LeaseSigner.loadOrCreate(at: tlsFolder.appendingPathComponent("lease.key"))
+        let policySigner = try PolicySigner.loadOrCreate(at: tlsFolder.appendingPathComponent("policy.key"))
 
         // The server certificate: the admin's, or one from the Center's CA for the names it answers to.
         let chain: [NIOSSLCertificate]
@@ -119,13 +122,14 @@ public final class Center: Sendable {
             await database.close()
             throw .storage("cannot create the owner admin: \(CenterDatabase.describe(error))")
         }
-        return (Center(store: store, ca: ca, leaseSigner: leaseSigner, logger: logger, configuration: configuration, tls: tls), first)
+        return (Center(store: store, ca: ca, leaseSigner: leaseSigner, policySigner: policySigner, logger: logger, configuration: configuration, tls: tls), first)
     }
 
-    private init(store: Store, ca: CertificateAuthority, leaseSigner: LeaseSigner, logger: Logger, configuration: CenterConfiguration, tls: TLSConfiguration) {
+    private init(store: Store, ca: CertificateAuthority, leaseSigner: LeaseSigner, policySigner: PolicySigner, logger: Logger, configuration: CenterConfiguration, tls: TLSConfiguration) {
         self.store = store
         self.ca = ca
         self.leaseSigner = leaseSigner
+        self.policySigner = policySigner
         self.logger = logger
         self.configuration = configuration
         self.tls = tls

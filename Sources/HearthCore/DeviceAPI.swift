@@ -81,9 +81,11 @@ public struct DeviceStatus: Codable, Sendable, Equatable {
     public var lease: String?
     /// Why IT locked the device, when it is locked.
     public var locked: String?
+    /// The security zone's measured start and what its work key needs approved (with a TPM).
+    public var measurements: MeasurementReport?
 
     public init(engineVersion: String, inventory: Inventory, vms: [VM], security: String, updates: [ImageUpdate]? = nil,
-                compliance: [String]? = nil, lease: String? = nil, locked: String? = nil) {
+                compliance: [String]? = nil, lease: String? = nil, locked: String? = nil, measurements: MeasurementReport? = nil) {
         self.engineVersion = engineVersion
         self.inventory = inventory
         self.vms = vms
@@ -92,6 +94,7 @@ public struct DeviceStatus: Codable, Sendable, Equatable {
         self.compliance = compliance
         self.lease = lease
         self.locked = locked
+        self.measurements = measurements
     }
 }
 
@@ -221,8 +224,20 @@ public struct CheckInResponse: Codable, Sendable, Equatable {
     public var lease: Lease
     /// Commands to carry out; each is delivered again until the device acknowledges it.
     public var commands: [DeviceCommand]
+    /// Base64 of the Center's ECDSA P-256 policy key (raw x ‖ y): the device pins it and seals
+    /// its work key to the policies it signs.
+    public var policyKey: String?
+    /// The policy the Center signed for the measurements the device reported, when it approves
+    /// them.
+    public var securityPolicy: SignedMeasurementPolicy?
+    /// What the Center made of the reported measurements.
+    public var measurementVerdict: String?
 
-    public init(deviceID: String, userID: String?, serverTime: Date, checkInInterval: Int, vms: [AssignedVM], lease: Lease, commands: [DeviceCommand]) {
+    public init(deviceID: String, userID: String?, serverTime: Date, checkInInterval: Int, vms: [AssignedVM], lease: Lease, commands: [DeviceCommand],
+                policyKey: String? = nil, securityPolicy: SignedMeasurementPolicy? = nil, measurementVerdict: String? = nil) {
+        self.policyKey = policyKey
+        self.securityPolicy = securityPolicy
+        self.measurementVerdict = measurementVerdict
         self.deviceID = deviceID
         self.userID = userID
         self.serverTime = serverTime

@@ -183,13 +183,24 @@ import Testing
         #expect(try await browser.mainText.contains("stable → 1"))
         try await screenshot(browser, "images")
 
-        // What the device reports reaches the fleet's alerts.
+        // What the device reports reaches the fleet's alerts: its kernel changed since its
+        // measurements were first trusted.
+        status["measurements"] = MeasurementTests.report([("engine", "engine 1.0"), ("kernel", "kernel 6.1")])
+        _ = try await harness.call(.POST, "/api/v1/device/checkin", json: status, client: laptop)
         status["security"] = "tampered"
+        status["measurements"] = MeasurementTests.report([("engine", "engine 1.0"), ("kernel", "kernel 6.2")])
         status["updates"] = [["image": "debian@2", "state": "failed", "bytesFetched": 0, "bytesToFetch": 12 << 20, "virtualSize": 8 << 30, "error": "disk full"]]
         _ = try await harness.call(.POST, "/api/v1/device/checkin", json: status, client: laptop)
         try await browser.click("nav a[href='/console']")
         let alerts = try await browser.text("#alerts-h + ul")
-        #expect(alerts.contains("alice-laptop: tampered") && alerts.contains("update to debian@2 failed: disk full"), "\(alerts)")
+        #expect(alerts.contains("alice-laptop: tampered") && alerts.contains("changed: kernel") && alerts.contains("update to debian@2 failed: disk full"), "\(alerts)")
+        // An operator who expects the new kernel approves it from the device's page.
+        try await browser.go("\(base)/console/devices/\(device)")
+        try await browser.click("form[action$='/measurements'] button")
+        #expect(try await browser.text(".notice").hasPrefix("Measurements approved"))
+        #expect(try await browser.elements("form[action$='/measurements']") == 0, "nothing left to approve")
+        let signed = try await harness.call(.POST, "/api/v1/device/checkin", json: status, client: laptop)
+        #expect(signed.object["securityPolicy"] != nil, "the next check-in is signed for the approved measurements")
         try await browser.click("header form.who button")
 
         // The auditor sees, and is offered no action.

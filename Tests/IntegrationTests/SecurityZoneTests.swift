@@ -1,10 +1,12 @@
 import Crypto
 import Foundation
 import GuestKit
+@testable import HearthCLI
 import HearthCore
 import HearthEngine
 import Logging
 import NIOConcurrencyHelpers
+import NIOHTTP1
 import QMP
 import Testing
 import TestSupport
@@ -172,6 +174,85 @@ extension VMSuites {
             try await restored.define(definitions)
             #expect(restored.security.standing.report == "revoked", "\(String(describing: restored.security.standing.reason))")
             #expect(throws: (any Error).self) { try restored.security.diskKey(vm: "work", disk: "user", role: .work) }
+        }
+
+        /// With its Center: the first measurements are trusted on first use and signed; a changed
+        /// component waits for an admin, whose approval needs a new signature, not a reseal; a wipe
+        /// erases the work key, and the Center never approves the erased key again.
+        @Test func aManagedEngineIsApprovedByItsCenterAndAChangeWaitsForAnAdmin() async throws {
+            let scenario = try await ManagementTests.Scenario()
+            let swtpm = try SoftwareTPM()
+            defer { swtpm.stop() }
+            do {
+                let root = scenario.root, base = scenario.base, caPEM = scenario.caPEM, owner = scenario.owner
+                let layout = EngineLayout(root: "\(root)/e")
+                let (identity, files) = try await EngineIdentity.enroll(center: base, caPEM: caPEM, token: try await scenario.enrollmentToken(),
+                                                                        deviceName: "laptop", layout: layout)
+                let deviceID = identity.deviceID
+                var options = ManagementZone.Options()
+                options.autostart = false
+                func managed(_ commandLine: String) async throws -> ManagementZone {
+                    let boot = GuestBoot(kernel: scenario.kit.kernel, initrd: scenario.kit.initramfs, commandLine: commandLine, bootMarker: GuestKit.bootMarker)
+                    let engine = try Engine(layout: layout, boot: boot, accelerator: .tcg,
+                                            security: SecurityZone(mode: .tpm(tcti: swtpm.tcti), root: layout.root, bootID: "boot-1"))
+                    return try await ManagementZone(engine: engine, identity: identity, files: files, options: options)
+                }
+                func device() async throws -> [String: Any] { try await owner.call(.GET, "/api/v1/devices/\(deviceID)") }
+
+                // First check-in: the Center's policy key is trusted and a work key sealed to it;
+                // the next one reports the measurements, which the Center trusts and signs.
+                let first = try await managed("console=ttyS0 hearth.root=system")
+                try await first.checkIn()
+                #expect(first.engine.security.authority != nil)
+                #expect(first.engine.security.standing.report == "unapproved")
+                try await first.checkIn()
+                #expect(first.engine.security.standing == .secure, "\(String(describing: first.engine.security.standing.reason))")
+                #expect((try await device()["measurementVerdict"] as? String)?.hasPrefix("approved (first measurements") == true)
+                try await first.checkIn()
+                #expect((try await device()["status"] as? [String: Any])?["security"] as? String == "ok")
+
+                // The configuration changes: tampered on the device, "changed" at the Center.
+                let changed = try await managed("console=ttyS0 hearth.root=system init=/bin/sh")
+                #expect(changed.engine.security.standing.report == "tampered")
+                try await changed.checkIn()
+                let verdict = try #require(try await device()["measurementVerdict"] as? String)
+                #expect(verdict.hasPrefix("changed: configuration"), "\(verdict)")
+                #expect((try await device()["status"] as? [String: Any])?["security"] as? String == "tampered")
+                #expect(changed.engine.security.standing.report == "tampered", "no signature for what was not approved")
+                let audit = try #require(try await owner.call(.GET, "/api/v1/audit?action=device.measurements&target=device:\(deviceID)")["list"] as? [[String: Any]])
+                #expect(audit.count == 2, "the first trust and the change are audited, not every check-in")
+
+                // An admin approves it (an expected update): the same sealed key unseals with the
+                // new signature.
+                let sealedBefore = try Data(contentsOf: URL(fileURLWithPath: "\(layout.root)/security/work-key.json"))
+                try await owner.call(.POST, "/api/v1/devices/\(deviceID)/measurements")
+                try await changed.checkIn()
+                #expect(changed.engine.security.standing == .secure, "\(String(describing: changed.engine.security.standing.reason))")
+                #expect(try Data(contentsOf: URL(fileURLWithPath: "\(layout.root)/security/work-key.json")) == sealedBefore, "no reseal")
+                let approvals = try #require(try await owner.call(.GET, "/api/v1/audit?action=device.measurements.approve")["list"] as? [[String: Any]])
+                #expect(approvals.count == 1)
+
+                // A wipe (no second admin needed here): the work key is crypto-erased and the
+                // Center records it; with every old file restored, the Center refuses the old key.
+                _ = try await AdminClient(center: base, caPEM: caPEM, token: owner.token).send(.PUT, "/api/v1/settings", json: ["wipeNeedsApproval": false])
+                let kept = "\(root)/kept"
+                try FileManager.default.copyItem(atPath: "\(layout.root)/security", toPath: kept)
+                try await owner.call(.POST, "/api/v1/devices/\(deviceID)/commands", ["kind": "wipe"])
+                try await changed.checkIn()
+                let receipts = try #require(try await owner.call(.GET, "/api/v1/audit?action=command.completed&target=device:\(deviceID)")["list"] as? [[String: Any]])
+                #expect(receipts.contains { ($0["after"] as? String)?.contains("crypto-erase") == true }, "\(receipts)")
+                try FileManager.default.removeItem(atPath: "\(layout.root)/security")
+                try FileManager.default.copyItem(atPath: kept, toPath: "\(layout.root)/security")
+                let restored = try await managed("console=ttyS0 hearth.root=system init=/bin/sh")
+                #expect(restored.engine.security.standing.report == "revoked", "\(String(describing: restored.engine.security.standing.reason))")
+                try await restored.checkIn()
+                #expect(try await device()["measurementVerdict"] as? String == "refused: this work key was erased by a wipe")
+                #expect(restored.engine.security.standing.report == "revoked")
+            } catch {
+                await scenario.finish()
+                throw error
+            }
+            await scenario.finish()
         }
     }
 }

@@ -119,6 +119,29 @@ components:
           items: {type: string}
         lease: {type: string, description: The lease as the device sees it.}
         locked: {type: string, description: Why IT locked the device, when it is locked.}
+        measurements: {$ref: '#/components/schemas/MeasurementReport'}
+    MeasurementReport:
+      type: object
+      description: The security zone's measured start and the terms its work key's policy must name (docs/SECURITY.md).
+      required: [pcr, pcrValue, components, policyRef, counterIndex, counterValue]
+      properties:
+        pcr: {type: integer, minimum: 0, maximum: 23}
+        pcrValue: {type: string, pattern: '^[0-9a-f]{64}$'}
+        base: {type: string, pattern: '^[0-9a-f]{64}$'}
+        components:
+          type: array
+          minItems: 1
+          maxItems: 64
+          items:
+            type: object
+            required: [component, path, sha256]
+            properties:
+              component: {type: string, minLength: 1, maxLength: 64}
+              path: {type: string, maxLength: 4096}
+              sha256: {type: string, pattern: '^[0-9a-f]{64}$'}
+        policyRef: {type: string, pattern: '^([0-9a-f]{2}){1,32}$'}
+        counterIndex: {type: integer, minimum: 16777216, maximum: 29360127}
+        counterValue: {type: integer, minimum: 0}
     Device:
       type: object
       required: [id, name, certificateSerial, enrolled]
@@ -132,6 +155,7 @@ components:
         lastAddress: {type: string}
         retired: {type: string, format: date-time}
         status: {$ref: '#/components/schemas/DeviceStatus'}
+        measurementVerdict: {type: string, description: What the Center made of the measurements the device last reported.}
     AuditEntry:
       type: object
       required: [seq, at, actor, action, target, address]
@@ -669,6 +693,23 @@ paths:
         '401': {$ref: '#/components/responses/Error'}
         '403': {$ref: '#/components/responses/Error'}
         '404': {$ref: '#/components/responses/Error'}
+  /api/v1/devices/{id}/measurements:
+    parameters:
+      - {name: id, in: path, required: true, schema: {type: string}}
+    post:
+      operationId: approveMeasurements
+      description: Approves the measurements the device last reported (an expected update of its Engine, QEMU or kernel); its next check-in gets a policy signed for them.
+      security: [{session: []}]
+      responses:
+        '200':
+          description: The device, its measurements approved.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Device'}
+        '401': {$ref: '#/components/responses/Error'}
+        '403': {$ref: '#/components/responses/Error'}
+        '404': {$ref: '#/components/responses/Error'}
+        '409': {$ref: '#/components/responses/Error'}
   /api/v1/audit:
     get:
       operationId: audit
@@ -719,6 +760,19 @@ paths:
                       payload: {type: string, description: Base64 of the lease terms' JSON (deviceID, issued, expires).}
                       signature: {type: string, description: Base64 Ed25519 signature over the payload's bytes.}
                   commands: {type: array, items: {type: object}}
+                  policyKey: {type: string, description: Base64 of the Center's ECDSA P-256 policy key (x ‖ y).}
+                  securityPolicy:
+                    type: object
+                    description: The policy the Center signed for the reported measurements, when it approves them.
+                    required: [pcr, pcrValue, policyRef, counterIndex, counterValue, signature]
+                    properties:
+                      pcr: {type: integer}
+                      pcrValue: {type: string}
+                      policyRef: {type: string}
+                      counterIndex: {type: integer}
+                      counterValue: {type: integer}
+                      signature: {type: string, description: Base64 of the ECDSA signature r ‖ s over the TPM's approval digest.}
+                  measurementVerdict: {type: string}
         '400': {$ref: '#/components/responses/Error'}
         '401': {$ref: '#/components/responses/Error'}
         '403': {$ref: '#/components/responses/Error'}

@@ -167,6 +167,10 @@ extension Center {
             try JSONBody.response(try await center.store.retire(deviceID: try context.parameters.require("id"),
                                                                 by: .admin(context.admin!, address: context.address)))
         },
+        Route(method: .post, path: "/api/v1/devices/{id}/measurements", access: .admin(.retireDevices)) { _, context, center in
+            try JSONBody.response(try await center.store.approveMeasurements(deviceID: try context.parameters.require("id"),
+                                                                             by: .admin(context.admin!, address: context.address)))
+        },
         Route(method: .get, path: "/api/v1/audit", access: .admin(.readAudit)) { request, _, center in
             var filter = Store.AuditFilter()
             let query = request.uri.queryParameters
@@ -193,7 +197,7 @@ extension Center {
             let device = try await center.authenticatedDevice(context)
             CenterMetrics.checkIns.increment()
             return try JSONBody.response(try await center.store.checkIn(device: device, status: status, address: context.address,
-                                                                        leaseSigner: center.leaseSigner))
+                                                                        leaseSigner: center.leaseSigner, policySigner: center.policySigner))
         },
         Route(method: .post, path: "/api/v1/device/commands/{id}", access: .device) { request, context, center in
             let report = try await JSONBody.decode(CommandReport.self, from: request, context: context)

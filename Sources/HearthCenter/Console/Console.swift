@@ -77,6 +77,13 @@ enum Console {
         page(router, center, .post, "/console/devices/:id/commands", permission: .commandDevices) { call in
             try await issueCommand(call, device: try call.context.parameters.require("id"))
         }
+        page(router, center, .post, "/console/devices/:id/measurements", permission: .retireDevices) { call in
+            let id = try call.context.parameters.require("id")
+            return try await act(call, back: { try await devicePage($0, id: id, error: $1, status: $2) }) {
+                _ = try await call.store.approveMeasurements(deviceID: id, by: call.actor)
+                return redirect("/console/devices/\(id)?done=measurements")
+            }
+        }
         page(router, center, .get, "/console/commands", permission: .read) { call in try await commandsPage(call) }
         page(router, center, .get, "/console/commands/:id/diagnostics", permission: .read) { call in
             try await diagnosticsPage(call, command: try call.context.parameters.require("id"))
@@ -365,6 +372,7 @@ enum Console {
         "channel": "Channel moved: devices on it take the version at their next check-in.",
         "command": "Command sent: the device gets it at its next check-in.",
         "wipe-approval": "Wipe asked: a second admin must approve it on the Commands page before the device gets it.",
+        "measurements": "Measurements approved: the device gets a policy signed for them at its next check-in.",
     ]
 
     static func passwordPage(_ call: Call, error: String? = nil, status: HTTPResponse.Status = .ok) -> Response {

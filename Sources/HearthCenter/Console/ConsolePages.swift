@@ -54,7 +54,7 @@ extension Console {
             }
             if let status = device.status {
                 switch status.security {
-                case "tampered": alerts.append("tampered: its measured start does not match; work desktops are refused")
+                case "tampered": alerts.append("tampered: its measured start does not match; work desktops are refused\(device.measurementVerdict.map { " (\($0))" } ?? "")")
                 case "revoked": alerts.append("security policy revoked: its work desktops wait for a new approval")
                 case "no-tpm": alerts.append("no TPM: its work desktops are refused")
                 case "insecure-development": alerts.append("insecure development mode: no TPM, disks not encrypted")
@@ -83,9 +83,11 @@ extension Console {
             "security": device.status?.security ?? "not reported",
             "mayCommand": call.may(.commandDevices) && device.retired == nil, "mayWipe": call.may(.wipe),
             "approval": try await call.store.settings().wipeNeedsApproval,
+            "mayApproveMeasurements": call.may(.retireDevices) && device.retired == nil && device.measurementVerdict?.hasPrefix("changed") == true,
             "commands": try await call.store.commands(device: device.id).map { commandRow($0, now: now) },
         ]
         if let address = device.lastAddress { values["address"] = address }
+        if let verdict = device.measurementVerdict { values["verdict"] = verdict }
         if let retired = device.retired { values["retired"] = when(retired, now: now) }
         if let status = device.status {
             values["inventory"] = [

@@ -125,9 +125,16 @@ enum ConsoleTemplates {
     <dt>Last check-in</dt><dd>{{lastCheckIn}}{{#address}} from {{address}}{{/address}}</dd>
     <dt>Lease</dt><dd>{{lease}}</dd>
     <dt>Security</dt><dd>{{security}}</dd>
+    {{#verdict}}<dt>Measurements</dt><dd>{{verdict}}</dd>{{/verdict}}
     {{#locked}}<dt>Locked</dt><dd>{{locked}}</dd>{{/locked}}
     {{#retired}}<dt>Retired</dt><dd>{{retired}}</dd>{{/retired}}
     </dl>
+    {{#mayApproveMeasurements}}
+    <form method="post" action="/console/devices/{{id}}/measurements" class="card">{{> csrf}}
+    <p id="measurements-hint">The software this device measured at start is not what was approved. Approve it only for an update you expect (a new Engine, QEMU or kernel); its work desktops start after its next check-in.</p>
+    <p><button type="submit" aria-describedby="measurements-hint">Approve these measurements</button></p>
+    </form>
+    {{/mayApproveMeasurements}}
     </section>
     <section aria-labelledby="inventory-h">
     <h2 id="inventory-h">Inventory</h2>

@@ -136,6 +136,13 @@ enum Migrations {
                 "CREATE INDEX devices_previous_serial ON devices(previous_serial)",
             ]
         },
+        Migration(number: 6, name: "devices' approved measurements, the verdict on the last reported, work keys erased by a wipe") { _ in
+            [
+                "ALTER TABLE devices ADD COLUMN approved_measurements TEXT",
+                "ALTER TABLE devices ADD COLUMN measurement_verdict TEXT",
+                "ALTER TABLE devices ADD COLUMN erased_policy_refs TEXT",
+            ]
+        },
     ]
 
     /// Applies every migration not yet applied; several Centers starting at once apply each once.

@@ -76,6 +76,8 @@ public struct Device: Codable, Sendable, Equatable {
     public var retired: Date?
     /// The status the device last reported, as it sent it.
     public var status: DeviceStatus?
+    /// What the Center made of the measurements the device last reported (docs/SECURITY.md).
+    public var measurementVerdict: String?
 }
 
 public struct EnrollmentToken: Codable, Sendable, Equatable {

@@ -135,6 +135,7 @@ extension Store {
         let column = report.state == .acknowledged ? "acknowledged" : "finished"
         try await database.transaction { db in
             try await db.raw("UPDATE commands SET state = \(bind: report.state.rawValue), \(unsafeRaw: column) = \(bind: seconds), result = COALESCE(\(bind: report.result), result) WHERE id = \(bind: id)").run()
+            if command.kind == .wipe, report.state == .completed { try await eraseWorkKey(of: device.id, db: db) }
             try await Self.audit(db, at: seconds, .device(device.id, address: address), "command.\(report.state.rawValue)", "device:\(device.id)",
                                  before: ["state": command.state.rawValue],
                                  after: ["command": id, "kind": command.kind.rawValue, "state": report.state.rawValue, "result": report.result ?? ""])
@@ -174,7 +175,11 @@ extension Store {
 
     /// Records a device's status and answers with its desired state, delivering its commands in
     /// the same transaction.
-    public func checkIn(device: Device, status: DeviceStatus, address: String, leaseSigner: LeaseSigner) async throws -> CheckInResponse {
+    public func checkIn(device: Device, status: DeviceStatus, address: String, leaseSigner: LeaseSigner,
+                        policySigner: PolicySigner) async throws -> CheckInResponse {
+        if let problems = status.measurements?.problems, !problems.isEmpty {
+            throw APIError.badRequest("measurements: \(problems.joined(separator: "; "))")
+        }
         let vms = try await desiredVMs(forUser: device.userID)
         let json = String(decoding: try JSONEncoder().encode(status), as: UTF8.self)
         let now = seconds
@@ -198,8 +203,78 @@ extension Store {
         let (leaseDays, interval) = Self.leaseTerms(vms)
         let issued = Self.date(now)
         let lease = try leaseSigner.sign(Lease.Terms(deviceID: device.id, issued: issued, expires: issued.addingTimeInterval(TimeInterval(leaseDays) * 86400)))
+        var verdict: String?, policy: SignedMeasurementPolicy?
+        if let report = status.measurements {
+            (verdict, policy) = try await judge(report, device: device.id, address: address, policySigner: policySigner)
+        }
         return CheckInResponse(deviceID: device.id, userID: device.userID, serverTime: issued, checkInInterval: interval,
-                               vms: vms, lease: lease, commands: commands)
+                               vms: vms, lease: lease, commands: commands, policyKey: policySigner.publicKey,
+                               securityPolicy: policy, measurementVerdict: verdict)
+    }
+
+    /// The Center's verdict on a device's measured start, and the policy it signs for its work
+    /// key when it approves: the first measurements a device reports are trusted (on first use,
+    /// audited); later ones must be the same, or an admin approves them. A work key erased by a
+    /// wipe is never approved again, and a log that does not replay to its PCR is refused.
+    func judge(_ report: MeasurementReport, device: String, address: String, policySigner: PolicySigner) async throws -> (String, SignedMeasurementPolicy?) {
+        let now = seconds
+        return try await database.transaction { db in
+            let row = try await db.raw("SELECT approved_measurements, measurement_verdict, erased_policy_refs FROM devices WHERE id = \(bind: device)").first()
+            let decoder = JSONDecoder()
+            let approved = try row?.decode(column: "approved_measurements", as: String?.self)
+                .flatMap { try? decoder.decode([MeasurementReport.Component].self, from: Data($0.utf8)) }
+            let erased = try row?.decode(column: "erased_policy_refs", as: String?.self)
+                .flatMap { try? decoder.decode([String].self, from: Data($0.utf8)) } ?? []
+            let previous = try row?.decode(column: "measurement_verdict", as: String?.self)
+            let verdict: String
+            var trusted: [MeasurementReport.Component]?
+            func same(_ a: [MeasurementReport.Component], _ b: [MeasurementReport.Component]) -> Bool {
+                a.map { [$0.component, $0.sha256] } == b.map { [$0.component, $0.sha256] }
+            }
+            if !PolicySigner.replays(report) {
+                verdict = "refused: the measurements do not replay to the PCR value reported"
+            } else if erased.contains(report.policyRef) {
+                verdict = "refused: this work key was erased by a wipe"
+            } else if let approved {
+                if same(approved, report.components) {
+                    verdict = "approved"
+                } else {
+                    let changed = zip(report.components, approved).first { $0.0.component != $0.1.component || $0.0.sha256 != $0.1.sha256 }?.0
+                        ?? (report.components.count > approved.count ? report.components[approved.count] : report.components.last!)
+                    verdict = "changed: \(changed.component) (\(changed.path)) is not what was approved; an admin approves the new measurements if the change is expected"
+                }
+            } else {
+                verdict = "approved (first measurements, trusted on first use)"
+                trusted = report.components
+            }
+            let trustedJSON = try trusted.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
+            try await db.raw("""
+                UPDATE devices SET measurement_verdict = \(bind: verdict), approved_measurements = COALESCE(\(bind: trustedJSON), approved_measurements)
+                WHERE id = \(bind: device)
+                """).run()
+            // Audited when the verdict changes in kind (approved, changed, refused), not at every check-in.
+            func kind(_ verdict: String?) -> String { String((verdict ?? "").prefix { $0.isLetter }) }
+            if kind(verdict) != kind(previous) {
+                try await Self.audit(db, at: now, .device(device, address: address), "device.measurements", "device:\(device)",
+                                     before: ["verdict": previous ?? ""],
+                                     after: ["verdict": verdict, "pcr": "\(report.pcr)", "value": report.pcrValue])
+            }
+            return (verdict, verdict.hasPrefix("approved") ? try policySigner.sign(report) : nil)
+        }
+    }
+
+    /// After a completed wipe: the work key the device last reported is never approved again,
+    /// so its old sealed blob stays useless even with every file restored.
+    func eraseWorkKey(of deviceID: String, db: any SQLDatabase) async throws {
+        let row = try await db.raw("SELECT status, erased_policy_refs FROM devices WHERE id = \(bind: deviceID)").first()
+        let decoder = JSONDecoder()
+        guard let reference = try row?.decode(column: "status", as: String?.self)
+            .flatMap({ try? decoder.decode(DeviceStatus.self, from: Data($0.utf8)) })?.measurements?.policyRef else { return }
+        var erased = try row?.decode(column: "erased_policy_refs", as: String?.self).flatMap { try? decoder.decode([String].self, from: Data($0.utf8)) } ?? []
+        guard !erased.contains(reference) else { return }
+        erased.append(reference)
+        let json = String(decoding: try JSONEncoder().encode(erased), as: UTF8.self)
+        try await db.raw("UPDATE devices SET erased_policy_refs = \(bind: json), measurement_verdict = 'work key erased by a wipe' WHERE id = \(bind: deviceID)").run()
     }
 }
 

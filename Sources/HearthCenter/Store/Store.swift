@@ -278,6 +278,26 @@ public struct Store: Sendable {
         return try await self.device(id: deviceID)
     }
 
+    /// Approves the measurements the device last reported (an expected Engine, QEMU or kernel
+    /// update): its next check-in gets a policy signed for them.
+    public func approveMeasurements(deviceID: String, by actor: Actor) async throws -> Device {
+        let device = try await device(id: deviceID)
+        guard let report = device.status?.measurements else {
+            throw APIError.conflict("device \(deviceID) has reported no measurements (it has no TPM, or has not checked in since it got one)")
+        }
+        let approved = String(decoding: try JSONEncoder().encode(report.components), as: UTF8.self)
+        try await database.transaction { db in
+            try await db.raw("""
+                UPDATE devices SET approved_measurements = \(bind: approved), measurement_verdict = 'approved by an admin; signed at the next check-in'
+                WHERE id = \(bind: device.id)
+                """).run()
+            try await Self.audit(db, at: seconds, actor, "device.measurements.approve", "device:\(device.id)",
+                                 before: ["verdict": device.measurementVerdict ?? ""],
+                                 after: Dictionary(report.components.map { ($0.component, $0.sha256) }, uniquingKeysWith: { $1 }))
+        }
+        return try await self.device(id: deviceID)
+    }
+
     // MARK: Audit
 
     public struct AuditFilter: Sendable {
@@ -352,7 +372,8 @@ public struct Store: Sendable {
                       enrolled: date(try row.decode(column: "enrolled", as: Int64.self)),
                       lastCheckIn: try row.decode(column: "last_checkin", as: Int64?.self).map(date),
                       lastAddress: try row.decode(column: "last_address", as: String?.self),
-                      retired: try row.decode(column: "retired", as: Int64?.self).map(date), status: status)
+                      retired: try row.decode(column: "retired", as: Int64?.self).map(date), status: status,
+                      measurementVerdict: try? row.decode(column: "measurement_verdict", as: String?.self))
     }
 
     static func hashPassword(_ password: String, cost: UInt8) async throws -> String {

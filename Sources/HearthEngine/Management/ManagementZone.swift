@@ -3,6 +3,7 @@ import Foundation
 import HearthCore
 import ImageSync
 import Logging
+import TPMPolicy
 import X509
 
 /// The Engine's management zone: calls home to the Center, converges on the desired state it
@@ -136,8 +137,45 @@ public actor ManagementZone {
         for command in answer.commands {
             await carryOut(command)
         }
+        adoptSecurity(answer)
         try await apply(answer.vms)
         return answer
+    }
+
+    /// The security zone's side of a check-in: the Center's policy key is trusted the first
+    /// time it comes (a work key is sealed to it, and the Engine checks in again at once with
+    /// what to approve); a policy the Center signed is installed, and work desktops may start.
+    private func adoptSecurity(_ answer: CheckInResponse) {
+        let zone = engine.security
+        guard zone.encryptsDisks else { return }
+        if let encoded = answer.policyKey, let raw = Data(base64Encoded: encoded),
+           let key = try? P256.Signing.PublicKey(rawRepresentation: raw) {
+            let offered = PolicyAuthority(publicKey: key)
+            if let trusted = zone.authority, trusted != offered {
+                logger.error("the Center offers another policy key than the one this Engine trusts; it is not taken")
+            } else if zone.authority == nil || zone.measurementReport() == nil {
+                // First contact, or the work key was erased by a wipe: a new one is sealed.
+                do {
+                    _ = try zone.trust(authority: offered)
+                    logger.notice("the Center's policy key is trusted; its approval of this Engine's measurements is asked")
+                    checkInSoon()
+                } catch {
+                    logger.error("the Center's policy key could not be installed", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        if let verdict = answer.measurementVerdict, zone.standing != .secure {
+            logger.notice("the Center's verdict on this Engine's measurements", metadata: ["verdict": "\(verdict)"])
+        }
+        // A policy for the key this Engine holds (not one erased by a wipe in this very check-in).
+        if let policy = answer.securityPolicy, zone.standing != .secure, policy.policyRef == zone.measurementReport()?.policyRef {
+            do {
+                try zone.install(policy)
+                autostarted.removeAll()
+            } catch {
+                logger.error("the Center's policy did not unseal the work key", metadata: ["error": "\(error)"])
+            }
+        }
     }
 
     /// Days before its certificate expires that the Engine asks for a new one.
@@ -171,9 +209,9 @@ public actor ManagementZone {
     public func status() async throws -> DeviceStatus {
         let vms = try await engine.status().map { DeviceStatus.VM(name: $0.name, state: $0.blocked == nil ? $0.phase.rawValue : "\($0.phase.rawValue) (may not start: \($0.blocked!))", image: $0.bootedImage) }
         let inventory = Inventory.collect(root: layout.root, virtualization: options.virtualization)
-        return DeviceStatus(engineVersion: options.engineVersion, inventory: inventory, vms: vms, security: await engine.security.standing.report,
+        return DeviceStatus(engineVersion: options.engineVersion, inventory: inventory, vms: vms, security: engine.security.standing.report,
                             updates: shared.updates(), compliance: Inventory.shortfalls(inventory, policies: desired.map { ($0.definition.name, $0.policy) }),
-                            lease: "\(lease.standing)", locked: await engine.lockReason)
+                            lease: "\(lease.standing)", locked: await engine.lockReason, measurements: engine.security.measurementReport())
     }
 
     // MARK: Converging

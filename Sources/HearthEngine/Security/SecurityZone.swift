@@ -172,6 +172,33 @@ public final class SecurityZone: @unchecked Sendable {
                                counterValue: try tpm.value(of: Self.counter), eventLog: eventLog)
     }
 
+    /// The Center's policy key this zone trusts, once one was installed.
+    public var authority: PolicyAuthority? {
+        guard let raw = FileManager.default.contents(atPath: "\(directory)/authority.key"),
+              let key = try? P256.Signing.PublicKey(rawRepresentation: raw) else { return nil }
+        return PolicyAuthority(publicKey: key)
+    }
+
+    /// What to report at check-in: the measured start and the work key's terms, once the
+    /// Center's key is trusted; nil without a TPM.
+    public func measurementReport() -> MeasurementReport? {
+        guard let tpm, let eventLog, let authority, let sealed = loadSealedWorkKey(for: authority), let reference = sealed.policyRef,
+              let pcrValue = try? tpm.pcr(Self.pcr), let counterValue = try? tpm.value(of: Self.counter) else { return nil }
+        func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+        return MeasurementReport(pcr: Self.pcr, pcrValue: hex(pcrValue), base: eventLog.base,
+                                 components: eventLog.events.map { .init(component: $0.component, path: $0.path, sha256: $0.sha256) },
+                                 policyRef: hex(reference), counterIndex: Self.counter.index, counterValue: counterValue)
+    }
+
+    /// Installs a policy the Center signed, as it comes over the wire.
+    public func install(_ policy: SignedMeasurementPolicy) throws {
+        guard let signature = Data(base64Encoded: policy.signature) else { throw EngineError.security("the Center's policy signature is not base64") }
+        try install(SignedPolicy(terms: PolicyTerms(pcrs: [policy.pcr], pcrValues: [EventLog.bytes(hex: policy.pcrValue)],
+                                                    counter: MonotonicCounter(index: policy.counterIndex), counterValue: policy.counterValue,
+                                                    policyRef: EventLog.bytes(hex: policy.policyRef)),
+                                 signature: Array(signature)))
+    }
+
     /// Installs a policy the Center signed and unseals the work key with it.
     public func install(_ policy: SignedPolicy) throws {
         try save(policy, to: "\(directory)/policy.json")
