@@ -190,7 +190,7 @@ let package = Package(
         .testTarget(
             name: "HearthCenterTests",
             dependencies: [
-                "HearthCenter", "HearthCore", "ImageSync", "TPMPolicy",
+                "HearthCenter", "HearthCore", "ImageSync", "TPMPolicy", "TPM", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),

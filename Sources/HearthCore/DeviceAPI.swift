@@ -232,9 +232,13 @@ public struct CheckInResponse: Codable, Sendable, Equatable {
     public var securityPolicy: SignedMeasurementPolicy?
     /// What the Center made of the reported measurements.
     public var measurementVerdict: String?
+    /// A fresh nonce (lowercase hex) for the device's next quote: at its next check-in, and in
+    /// the receipt of a wipe this answer delivers.
+    public var nonce: String?
 
     public init(deviceID: String, userID: String?, serverTime: Date, checkInInterval: Int, vms: [AssignedVM], lease: Lease, commands: [DeviceCommand],
-                policyKey: String? = nil, securityPolicy: SignedMeasurementPolicy? = nil, measurementVerdict: String? = nil) {
+                policyKey: String? = nil, securityPolicy: SignedMeasurementPolicy? = nil, measurementVerdict: String? = nil, nonce: String? = nil) {
+        self.nonce = nonce
         self.policyKey = policyKey
         self.securityPolicy = securityPolicy
         self.measurementVerdict = measurementVerdict

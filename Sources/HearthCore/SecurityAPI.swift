@@ -32,8 +32,12 @@ public struct MeasurementReport: Codable, Sendable, Equatable {
     /// The TPM's NV counter every policy names, and its value.
     public var counterIndex: UInt32
     public var counterValue: UInt64
+    /// The TPM's quote of the PCR over the nonce the Center gave at the previous check-in.
+    public var attestation: Attestation?
 
-    public init(pcr: Int, pcrValue: String, base: String?, components: [Component], policyRef: String, counterIndex: UInt32, counterValue: UInt64) {
+    public init(pcr: Int, pcrValue: String, base: String?, components: [Component], policyRef: String, counterIndex: UInt32, counterValue: UInt64,
+                attestation: Attestation? = nil) {
+        self.attestation = attestation
         self.pcr = pcr
         self.pcrValue = pcrValue
         self.base = base
@@ -60,6 +64,7 @@ public struct MeasurementReport: Codable, Sendable, Equatable {
             break
         }
         if !(0x0100_0000...0x01BF_FFFF).contains(counterIndex) { problems.append("counterIndex must be an NV index in the owner's range") }
+        if let attestation, !attestation.problems.isEmpty { problems += attestation.problems }
         return problems
     }
 }
@@ -82,5 +87,64 @@ public struct SignedMeasurementPolicy: Codable, Sendable, Equatable {
         self.counterIndex = counterIndex
         self.counterValue = counterValue
         self.signature = signature
+    }
+}
+
+/// A TPM quote as it travels: made by the device's attestation key (a restricted key that signs
+/// only what the TPM produced) over a nonce the Center chose.
+public struct Attestation: Codable, Sendable, Equatable {
+    /// Base64 of the attestation key's public half (P-256, x ‖ y); the Center pins the first.
+    public var key: String
+    /// The nonce quoted, lowercase hex.
+    public var nonce: String
+    /// Base64 of TPMS_ATTEST as the TPM signed it.
+    public var quote: String
+    /// Base64 of the ECDSA signature, r ‖ s.
+    public var signature: String
+
+    public init(key: String, nonce: String, quote: String, signature: String) {
+        self.key = key
+        self.nonce = nonce
+        self.quote = quote
+        self.signature = signature
+    }
+
+    public var problems: [String] {
+        var problems: [String] = []
+        if key.count > 200 || Data(base64Encoded: key)?.count != 64 { problems.append("attestation.key must be base64 of 64 bytes") }
+        if nonce.count != 64 || !nonce.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) { problems.append("attestation.nonce must be 32 bytes of lowercase hex") }
+        if quote.count > 2048 || Data(base64Encoded: quote) == nil { problems.append("attestation.quote must be base64 of at most 1 KiB") }
+        if signature.count > 200 || Data(base64Encoded: signature)?.count != 64 { problems.append("attestation.signature must be base64 of 64 bytes") }
+        return problems
+    }
+}
+
+/// What a device proves of a wipe (inside its wipe receipt): the counter every policy of the
+/// erased work key named was moved, and a wipe event naming the command and the counter's values
+/// was measured; the quote, over the nonce of the check-in that delivered the wipe, vouches for it.
+public struct WipeEvidence: Codable, Sendable, Equatable {
+    public var pcr: Int
+    public var base: String?
+    /// The boot's measurements, the wipe event last.
+    public var components: [MeasurementReport.Component]
+    public var counterIndex: UInt32
+    public var counterBefore: UInt64
+    public var counterAfter: UInt64
+    public var attestation: Attestation
+
+    public init(pcr: Int, base: String?, components: [MeasurementReport.Component], counterIndex: UInt32, counterBefore: UInt64,
+                counterAfter: UInt64, attestation: Attestation) {
+        self.pcr = pcr
+        self.base = base
+        self.components = components
+        self.counterIndex = counterIndex
+        self.counterBefore = counterBefore
+        self.counterAfter = counterAfter
+        self.attestation = attestation
+    }
+
+    /// The text whose SHA-256 is the wipe event's measurement.
+    public static func event(command: String, counterBefore: UInt64, counterAfter: UInt64) -> String {
+        "hearth wipe \(command): counter \(counterBefore) -> \(counterAfter)"
     }
 }

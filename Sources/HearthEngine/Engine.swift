@@ -251,12 +251,18 @@ public actor Engine {
         public var vms: [WipedVM]
         /// How the data was made unreadable (crypto-erase, or deletion alone without a TPM).
         public var method: String
+        /// The TPM's quote of the wipe, when asked for one (docs/SECURITY.md).
+        public var evidence: WipeEvidence?
     }
 
     /// Stops the VMs with `role`, destroys their keys (crypto-erase for work VMs) and deletes
     /// their disks and run files; the VMs stay defined and start afresh (empty local and user
     /// disks) once allowed again.
-    public func wipe(role: VMDefinition.Role) async throws -> Wipe {
+    ///
+    /// - Parameters:
+    ///   - command: the wipe command, named in the measured wipe event.
+    ///   - nonce: the Center's nonce, for the TPM's quote of the wipe.
+    public func wipe(role: VMDefinition.Role, command: String? = nil, nonce: [UInt8]? = nil) async throws -> Wipe {
         _ = try await stopAll { $0.role == role }
         var wiped: [WipedVM] = []
         for definition in definitions.values.sorted(by: { $0.name < $1.name }) where definition.role == role {
@@ -280,15 +286,17 @@ public actor Engine {
         }
         try store.save(state)
         let names = wiped.map(\.name)
-        let method: String
+        var method = "the disk files and their keys were deleted"
+        var evidence: WipeEvidence?
         if role == .work {
-            method = try security.eraseWork(vms: names) + "; then the disk files were deleted"
+            let erased = try security.eraseWork(vms: names, command: command, nonce: nonce)
+            method = erased.method + "; then the disk files were deleted"
+            evidence = erased.evidence
         } else {
             for name in names { security.forget(vm: name) }
-            method = "the disk files and their keys were deleted"
         }
         logger.notice("wiped", metadata: ["role": "\(role.rawValue)", "method": "\(method)"])
-        return Wipe(vms: wiped, method: method)
+        return Wipe(vms: wiped, method: method, evidence: evidence)
     }
 
     private func stopAll(where include: (VMDefinition) -> Bool) async throws -> [String] {

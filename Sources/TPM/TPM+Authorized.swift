@@ -120,13 +120,14 @@ extension TPM {
         guard terms.problems.isEmpty else { throw .invalid("the signed policy is malformed: \(terms.problems.joined(separator: "; "))") }
         guard authority.signed(policy) else { throw .notApproved("the policy is not signed by the policy authority") }
         guard terms.policyRef == policyRef else { throw .notApproved("the policy was signed for another secret") }
-        var changed: [Int] = []
-        for (pcr, expected) in zip(terms.pcrs, terms.pcrValues) where try self.pcr(pcr) != expected { changed.append(pcr) }
-        guard changed.isEmpty else { throw .policyMismatch(changed) }
+        // A revoked policy is revoked whatever the PCRs hold: the counter first.
         if let counter = terms.counter, let expected = terms.counterValue {
             let current = try value(of: counter)
             guard current == expected else { throw .revoked(policy: expected, counter: current) }
         }
+        var changed: [Int] = []
+        for (pcr, expected) in zip(terms.pcrs, terms.pcrValues) where try self.pcr(pcr) != expected { changed.append(pcr) }
+        guard changed.isEmpty else { throw .policyMismatch(changed) }
 
         return try unseal(sealed, mismatch: .policyMismatch(terms.pcrs)) { session throws(TPMError) in
             var emptyDigest = TPM2B_DIGEST()

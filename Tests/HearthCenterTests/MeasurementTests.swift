@@ -2,6 +2,8 @@ import Crypto
 import Foundation
 import HearthCenter
 import Testing
+import TestSupport
+import TPM
 import TPMPolicy
 
 /// The Center's side of the security zone (docs/SECURITY.md): it trusts a device's first
@@ -104,6 +106,59 @@ import TPMPolicy
             #expect(listed.object["lastCheckIn"] == nil && listed.object["measurementVerdict"] == nil)
             // Nothing reported, nothing to approve.
             #expect(try await harness.call(.POST, "/api/v1/devices/\(deviceID)/measurements", token: owner).status == 409)
+        }
+    }
+}
+
+/// Quotes from a real (software) TPM against the Center: attested over its nonce, and refused
+/// when replayed, made by another TPM, or missing once a device has attested.
+@Suite(.enabled(if: FileManager.default.isExecutableFile(atPath: SoftwareTPM.binary), "needs swtpm (scripts/setup-host test)"))
+struct AttestationTests {
+    @Test func aQuoteOverTheCentersNonceIsAttestedAndAReplayedOrForeignOneIsRefused() async throws {
+        let swtpm = try SoftwareTPM(), stranger = try SoftwareTPM()
+        defer { swtpm.stop(); stranger.stop() }
+        try await CenterHarness.with(.sqlite) { harness in
+            let owner = try await harness.ownerToken()
+            let (identity, _) = try await harness.enrollDevice(owner: owner)
+            let device = try harness.deviceClient(identity)
+            let tpm = try TPM(tcti: swtpm.tcti)
+            try tpm.extend(13, sha256: Array(SHA256.hash(data: Data("engine 1.0".utf8))))
+            var report = MeasurementTests.report([("engine", "engine 1.0")])
+
+            func quoted(by tpm: TPM, nonce: String) throws -> [String: Any] {
+                let quote = try tpm.quote(pcrs: [13], nonce: EventLog.bytes(hex: nonce))
+                return ["key": try tpm.attestationKey().rawRepresentation.base64EncodedString(), "nonce": nonce,
+                        "quote": Data(quote.attest).base64EncodedString(), "signature": Data(quote.signature).base64EncodedString()]
+            }
+            // The first check-in gives a nonce; the next quotes it.
+            let first = try await harness.call(.POST, "/api/v1/device/checkin", json: CenterHarness.status, client: device)
+            let nonce = try #require(first.object["nonce"] as? String)
+            report["attestation"] = try quoted(by: tpm, nonce: nonce)
+            let attested = try await harness.call(.POST, "/api/v1/device/checkin", json: MeasurementTests.status(report), client: device)
+            #expect((attested.object["measurementVerdict"] as? String)?.hasSuffix("attested by the TPM") == true, "\(attested.object)")
+            #expect(attested.object["securityPolicy"] != nil)
+            let next = try #require(attested.object["nonce"] as? String)
+            #expect(next != nonce, "a nonce is used once")
+
+            // The same quote again: stale.
+            let replayed = try await harness.call(.POST, "/api/v1/device/checkin", json: MeasurementTests.status(report), client: device)
+            #expect((replayed.object["measurementVerdict"] as? String)?.contains("nonce") == true, "\(replayed.object)")
+            #expect(replayed.object["securityPolicy"] == nil)
+            // Another TPM's quote over the right nonce: not this device's key.
+            let current = try #require(replayed.object["nonce"] as? String)
+            report["attestation"] = try quoted(by: TPM(tcti: stranger.tcti), nonce: current)
+            let foreign = try await harness.call(.POST, "/api/v1/device/checkin", json: MeasurementTests.status(report), client: device)
+            #expect((foreign.object["measurementVerdict"] as? String)?.contains("another attestation key") == true, "\(foreign.object)")
+            // No quote at all, once the device has attested: refused.
+            report["attestation"] = nil
+            let bare = try await harness.call(.POST, "/api/v1/device/checkin", json: MeasurementTests.status(report), client: device)
+            #expect((bare.object["measurementVerdict"] as? String)?.contains("no TPM quote") == true, "\(bare.object)")
+            // A quote of another PCR value than reported.
+            let later = try #require(bare.object["nonce"] as? String)
+            try tpm.extend(13, sha256: Array(SHA256.hash(data: Data("something else".utf8))))
+            report["attestation"] = try quoted(by: tpm, nonce: later)
+            let lying = try await harness.call(.POST, "/api/v1/device/checkin", json: MeasurementTests.status(report), client: device)
+            #expect((lying.object["measurementVerdict"] as? String)?.contains("another PCR value") == true, "\(lying.object)")
         }
     }
 }

@@ -207,7 +207,8 @@ extension VMSuites {
                 #expect(first.engine.security.standing.report == "unapproved")
                 try await first.checkIn()
                 #expect(first.engine.security.standing == .secure, "\(String(describing: first.engine.security.standing.reason))")
-                #expect((try await device()["measurementVerdict"] as? String)?.hasPrefix("approved (first measurements") == true)
+                let trusted = try #require(try await device()["measurementVerdict"] as? String)
+                #expect(trusted.hasPrefix("approved (first measurements") && trusted.hasSuffix("attested by the TPM"), "\(trusted)")
                 try await first.checkIn()
                 #expect((try await device()["status"] as? [String: Any])?["security"] as? String == "ok")
 
@@ -232,8 +233,9 @@ extension VMSuites {
                 let approvals = try #require(try await owner.call(.GET, "/api/v1/audit?action=device.measurements.approve")["list"] as? [[String: Any]])
                 #expect(approvals.count == 1)
 
-                // A wipe (no second admin needed here): the work key is crypto-erased and the
-                // Center records it; with every old file restored, the Center refuses the old key.
+                // A wipe (no second admin needed here): the work key is crypto-erased, the TPM
+                // quotes the wipe and the Center verifies it; with the old key's files restored,
+                // the counter refuses them and the Center refuses the old key.
                 _ = try await AdminClient(center: base, caPEM: caPEM, token: owner.token).send(.PUT, "/api/v1/settings", json: ["wipeNeedsApproval": false])
                 let kept = "\(root)/kept"
                 try FileManager.default.copyItem(atPath: "\(layout.root)/security", toPath: kept)
@@ -241,8 +243,14 @@ extension VMSuites {
                 try await changed.checkIn()
                 let receipts = try #require(try await owner.call(.GET, "/api/v1/audit?action=command.completed&target=device:\(deviceID)")["list"] as? [[String: Any]])
                 #expect(receipts.contains { ($0["after"] as? String)?.contains("crypto-erase") == true }, "\(receipts)")
-                try FileManager.default.removeItem(atPath: "\(layout.root)/security")
-                try FileManager.default.copyItem(atPath: kept, toPath: "\(layout.root)/security")
+                let verified = try #require(try await owner.call(.GET, "/api/v1/audit?action=device.wipe.receipt&target=device:\(deviceID)")["list"] as? [[String: Any]])
+                #expect((verified.first?["after"] as? String)?.contains("verified: the TPM quoted the wipe event") == true, "\(verified)")
+                // The old sealed key and its signed policy put back (the measurements stay: the
+                // wipe event is in the PCR, and a log without it would not explain it).
+                for file in ["work-key.json", "policy.json"] {
+                    try? FileManager.default.removeItem(atPath: "\(layout.root)/security/\(file)")
+                    try FileManager.default.copyItem(atPath: "\(kept)/\(file)", toPath: "\(layout.root)/security/\(file)")
+                }
                 let restored = try await managed("console=ttyS0 hearth.root=system init=/bin/sh")
                 #expect(restored.engine.security.standing.report == "revoked", "\(String(describing: restored.engine.security.standing.reason))")
                 try await restored.checkIn()

@@ -142,6 +142,15 @@ components:
         policyRef: {type: string, pattern: '^([0-9a-f]{2}){1,32}$'}
         counterIndex: {type: integer, minimum: 16777216, maximum: 29360127}
         counterValue: {type: integer, minimum: 0}
+        attestation:
+          type: object
+          description: The TPM's quote of the PCR over the nonce of the previous check-in's answer.
+          required: [key, nonce, quote, signature]
+          properties:
+            key: {type: string, description: Base64 of the attestation key (P-256, x ‖ y); the Center pins the first.}
+            nonce: {type: string, pattern: '^[0-9a-f]{64}$'}
+            quote: {type: string, description: Base64 of TPMS_ATTEST.}
+            signature: {type: string, description: Base64 of r ‖ s.}
     Device:
       type: object
       required: [id, name, certificateSerial, enrolled]
@@ -773,6 +782,7 @@ paths:
                       counterValue: {type: integer}
                       signature: {type: string, description: Base64 of the ECDSA signature r ‖ s over the TPM's approval digest.}
                   measurementVerdict: {type: string}
+                  nonce: {type: string, description: 'Lowercase hex; the TPM quotes it at the next check-in, or in the receipt of a wipe this answer delivers.'}
         '400': {$ref: '#/components/responses/Error'}
         '401': {$ref: '#/components/responses/Error'}
         '403': {$ref: '#/components/responses/Error'}

@@ -143,6 +143,12 @@ enum Migrations {
                 "ALTER TABLE devices ADD COLUMN erased_policy_refs TEXT",
             ]
         },
+        Migration(number: 7, name: "devices' attestation key and the nonce of their next quote") { _ in
+            [
+                "ALTER TABLE devices ADD COLUMN attestation_key TEXT",
+                "ALTER TABLE devices ADD COLUMN attestation_nonce TEXT",
+            ]
+        },
     ]
 
     /// Applies every migration not yet applied; several Centers starting at once apply each once.

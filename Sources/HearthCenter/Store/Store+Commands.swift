@@ -1,6 +1,8 @@
+import Crypto
 import Foundation
 import HearthCore
 import SQLKit
+import TPMPolicy
 
 /// A command with its whole history, as admins see it.
 public struct CommandRecord: Codable, Sendable, Equatable {
@@ -135,7 +137,10 @@ extension Store {
         let column = report.state == .acknowledged ? "acknowledged" : "finished"
         try await database.transaction { db in
             try await db.raw("UPDATE commands SET state = \(bind: report.state.rawValue), \(unsafeRaw: column) = \(bind: seconds), result = COALESCE(\(bind: report.result), result) WHERE id = \(bind: id)").run()
-            if command.kind == .wipe, report.state == .completed { try await eraseWorkKey(of: device.id, db: db) }
+            if command.kind == .wipe, report.state == .completed {
+                try await eraseWorkKey(of: device.id, db: db)
+                try await verifyWipe(command: id, result: report.result, device: device.id, address: address, db: db)
+            }
             try await Self.audit(db, at: seconds, .device(device.id, address: address), "command.\(report.state.rawValue)", "device:\(device.id)",
                                  before: ["state": command.state.rawValue],
                                  after: ["command": id, "kind": command.kind.rawValue, "state": report.state.rawValue, "result": report.result ?? ""])
@@ -183,8 +188,17 @@ extension Store {
         let vms = try await desiredVMs(forUser: device.userID)
         let json = String(decoding: try JSONEncoder().encode(status), as: UTF8.self)
         let now = seconds
+        // Judged before the nonce it was quoted over is replaced.
+        var verdict: String?, policy: SignedMeasurementPolicy?
+        if let report = status.measurements {
+            (verdict, policy) = try await judge(report, device: device.id, address: address, policySigner: policySigner)
+        }
+        let nonce = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
         let update: @Sendable (any SQLDatabase) async throws -> Void = { db in
-            try await db.raw("UPDATE devices SET last_checkin = \(bind: now), last_address = \(bind: address), status = \(bind: json) WHERE id = \(bind: device.id)").run()
+            try await db.raw("""
+                UPDATE devices SET last_checkin = \(bind: now), last_address = \(bind: address), status = \(bind: json),
+                attestation_nonce = \(bind: nonce) WHERE id = \(bind: device.id)
+                """).run()
         }
         // Most check-ins find no command: one UPDATE then, and a transaction only to deliver some.
         let waiting = try await database.read { db in
@@ -203,13 +217,9 @@ extension Store {
         let (leaseDays, interval) = Self.leaseTerms(vms)
         let issued = Self.date(now)
         let lease = try leaseSigner.sign(Lease.Terms(deviceID: device.id, issued: issued, expires: issued.addingTimeInterval(TimeInterval(leaseDays) * 86400)))
-        var verdict: String?, policy: SignedMeasurementPolicy?
-        if let report = status.measurements {
-            (verdict, policy) = try await judge(report, device: device.id, address: address, policySigner: policySigner)
-        }
         return CheckInResponse(deviceID: device.id, userID: device.userID, serverTime: issued, checkInInterval: interval,
                                vms: vms, lease: lease, commands: commands, policyKey: policySigner.publicKey,
-                               securityPolicy: policy, measurementVerdict: verdict)
+                               securityPolicy: policy, measurementVerdict: verdict, nonce: nonce)
     }
 
     /// The Center's verdict on a device's measured start, and the policy it signs for its work
@@ -219,19 +229,41 @@ extension Store {
     func judge(_ report: MeasurementReport, device: String, address: String, policySigner: PolicySigner) async throws -> (String, SignedMeasurementPolicy?) {
         let now = seconds
         return try await database.transaction { db in
-            let row = try await db.raw("SELECT approved_measurements, measurement_verdict, erased_policy_refs FROM devices WHERE id = \(bind: device)").first()
+            let row = try await db.raw("""
+                SELECT approved_measurements, measurement_verdict, erased_policy_refs, attestation_key, attestation_nonce FROM devices WHERE id = \(bind: device)
+                """).first()
+            let pinned = try row?.decode(column: "attestation_key", as: String?.self)
+            let expectedNonce = try row?.decode(column: "attestation_nonce", as: String?.self)
             let decoder = JSONDecoder()
             let approved = try row?.decode(column: "approved_measurements", as: String?.self)
                 .flatMap { try? decoder.decode([MeasurementReport.Component].self, from: Data($0.utf8)) }
             let erased = try row?.decode(column: "erased_policy_refs", as: String?.self)
                 .flatMap { try? decoder.decode([String].self, from: Data($0.utf8)) } ?? []
             let previous = try row?.decode(column: "measurement_verdict", as: String?.self)
-            let verdict: String
+            var verdict: String
             var trusted: [MeasurementReport.Component]?
             func same(_ a: [MeasurementReport.Component], _ b: [MeasurementReport.Component]) -> Bool {
                 a.map { [$0.component, $0.sha256] } == b.map { [$0.component, $0.sha256] }
             }
-            if !PolicySigner.replays(report) {
+            // The TPM's word on the PCR: required once a device has given it.
+            var attested = false
+            var attestationProblem: String?
+            if let attestation = report.attestation {
+                do {
+                    try Self.verify(attestation, pinned: pinned, nonce: expectedNonce, pcr: report.pcr, pcrValue: report.pcrValue)
+                    attested = true
+                    if pinned == nil {
+                        try await db.raw("UPDATE devices SET attestation_key = \(bind: attestation.key) WHERE id = \(bind: device)").run()
+                    }
+                } catch {
+                    attestationProblem = "\(error)"
+                }
+            } else if pinned != nil {
+                attestationProblem = "the report carries no TPM quote, and this device attested before"
+            }
+            if let attestationProblem {
+                verdict = "refused: \(attestationProblem)"
+            } else if !PolicySigner.replays(report) {
                 verdict = "refused: the measurements do not replay to the PCR value reported"
             } else if erased.contains(report.policyRef) {
                 verdict = "refused: this work key was erased by a wipe"
@@ -247,6 +279,7 @@ extension Store {
                 verdict = "approved (first measurements, trusted on first use)"
                 trusted = report.components
             }
+            if attested, verdict.hasPrefix("approved") { verdict += "; attested by the TPM" }
             let trustedJSON = try trusted.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
             try await db.raw("""
                 UPDATE devices SET measurement_verdict = \(bind: verdict), approved_measurements = COALESCE(\(bind: trustedJSON), approved_measurements)
@@ -262,6 +295,64 @@ extension Store {
             return (verdict, verdict.hasPrefix("approved") ? try policySigner.sign(report) : nil)
         }
     }
+
+    /// Checks a quote: made by the device's attestation key (the pinned one, or the first it
+    /// shows), over the nonce the Center gave it, of the PCR holding the value reported.
+    static func verify(_ attestation: Attestation, pinned: String?, nonce: String?, pcr: Int, pcrValue: String) throws {
+        struct Refusal: Error, CustomStringConvertible { var description: String }
+        if let pinned, pinned != attestation.key { throw Refusal(description: "the quote is signed by another attestation key than this device's") }
+        guard let raw = Data(base64Encoded: attestation.key), let key = try? P256.Signing.PublicKey(rawRepresentation: raw),
+              let quoted = Data(base64Encoded: attestation.quote), let signature = Data(base64Encoded: attestation.signature) else {
+            throw Refusal(description: "the attestation is not a P-256 key, a quote and a signature")
+        }
+        let contents = try Quote(attest: Array(quoted), signature: Array(signature)).verify(with: key)
+        guard let nonce, contents.nonce == EventLog.bytes(hex: nonce), attestation.nonce == nonce else {
+            throw Refusal(description: "the quote is not over the nonce this Center gave (a replayed or stale quote)")
+        }
+        guard contents.pcrs == [pcr], contents.pcrDigest == Quote.pcrDigest([EventLog.bytes(hex: pcrValue)]) else {
+            throw Refusal(description: "the TPM quotes another PCR value than the one reported")
+        }
+    }
+
+    /// Verifies the TPM evidence in a completed wipe's receipt and audits the outcome: the
+    /// quote is the device's, over the nonce of the check-in that delivered the wipe, of a PCR
+    /// whose log ends in this wipe's event with the counter moved.
+    func verifyWipe(command: String, result: String?, device: String, address: String, db: any SQLDatabase) async throws {
+        struct Receipt: Decodable { var evidence: WipeEvidence? }
+        let evidence = result.flatMap { try? JSONDecoder().decode(Receipt.self, from: Data($0.utf8)) }?.evidence
+        let row = try await db.raw("SELECT attestation_key, attestation_nonce FROM devices WHERE id = \(bind: device)").first()
+        let pinned = try row?.decode(column: "attestation_key", as: String?.self)
+        let nonce = try row?.decode(column: "attestation_nonce", as: String?.self)
+        var outcome: [String: String] = ["command": command]
+        do {
+            guard let evidence else {
+                outcome["verdict"] = pinned == nil ? "no TPM evidence (the device has no TPM)" : "unverified: the receipt carries no TPM evidence"
+                throw CancellationError()
+            }
+            guard let pinned else { throw APIError.conflict("the device never attested; its quote cannot be checked against a known key") }
+            // The quote must be of the value the receipt's log replays to.
+            try Self.verify(evidence.attestation, pinned: pinned, nonce: nonce, pcr: evidence.pcr, pcrValue: Self.replayValue(evidence))
+            let expected = Self.hex(Array(SHA256.hash(data: Data(WipeEvidence.event(command: command, counterBefore: evidence.counterBefore,
+                                                                                     counterAfter: evidence.counterAfter).utf8))))
+            guard let last = evidence.components.last, last.component == "wipe", last.sha256 == expected else {
+                throw APIError.badRequest("the measured log does not end in this wipe's event")
+            }
+            guard evidence.counterAfter > evidence.counterBefore else { throw APIError.badRequest("the counter did not move") }
+            outcome["verdict"] = "verified: the TPM quoted the wipe event; counter \(evidence.counterBefore) -> \(evidence.counterAfter)"
+        } catch is CancellationError {
+        } catch {
+            outcome["verdict"] = "unverified: \(error)"
+        }
+        try await Self.audit(db, at: seconds, .device(device, address: address), "device.wipe.receipt", "device:\(device)", before: nil, after: outcome)
+    }
+
+    static func replayValue(_ evidence: WipeEvidence) -> String {
+        let log = EventLog(pcr: evidence.pcr, events: evidence.components.map { .init(component: $0.component, path: $0.path, sha256: $0.sha256) },
+                           base: evidence.base.map(EventLog.bytes(hex:)))
+        return hex(log.replay())
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
 
     /// After a completed wipe: the work key the device last reported is never approved again,
     /// so its old sealed blob stays useless even with every file restored.

@@ -49,6 +49,12 @@ public actor ManagementZone {
     private var handled: [String: CommandReport]
     private var pulls: [ImageReference: Task<Void, Never>] = [:]
     private var autostarted: Set<String> = []
+    /// The Center's nonce from the last check-in, for the TPM's next quote; kept across
+    /// restarts so the first report after one is attested too.
+    private var nonce: String? {
+        get { (try? String(contentsOfFile: "\(layout.root)/nonce", encoding: .utf8)).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } }
+        set { if let newValue { try? DurableFile.write(Data(newValue.utf8), to: "\(layout.root)/nonce") } }
+    }
     /// Set by `checkInSoon()`: the loop ends its wait and checks in.
     private var nudged = false
 
@@ -134,6 +140,8 @@ public actor ManagementZone {
         await renewCertificateIfDue()
         let answer = try await client.checkIn(try await status())
         try lease.accept(answer.lease)
+        // The nonce for the next quote, and for a wipe's receipt in this answer.
+        if let fresh = answer.nonce, fresh.count == 64, fresh.allSatisfy(\.isHexDigit) { nonce = fresh }
         for command in answer.commands {
             await carryOut(command)
         }
@@ -211,7 +219,8 @@ public actor ManagementZone {
         let inventory = Inventory.collect(root: layout.root, virtualization: options.virtualization)
         return DeviceStatus(engineVersion: options.engineVersion, inventory: inventory, vms: vms, security: engine.security.standing.report,
                             updates: shared.updates(), compliance: Inventory.shortfalls(inventory, policies: desired.map { ($0.definition.name, $0.policy) }),
-                            lease: "\(lease.standing)", locked: await engine.lockReason, measurements: engine.security.measurementReport())
+                            lease: "\(lease.standing)", locked: await engine.lockReason,
+                            measurements: engine.security.measurementReport(nonce: nonce.map(EventLog.bytes(hex:))))
     }
 
     // MARK: Converging
@@ -401,11 +410,11 @@ public actor ManagementZone {
             autostarted.removeAll()
             return "unlocked"
         case .wipe:
-            let wipe = try await engine.wipe(role: .work)
+            let wipe = try await engine.wipe(role: .work, command: command.id, nonce: nonce.map(EventLog.bytes(hex:)))
             try await engine.lock(reason: "wiped by command \(command.id)")
             let receipt = WipeReceipt(deviceID: identity.deviceID, command: command.id, wipedAt: lease.now(), vms: wipe.vms,
                                   bytes: wipe.vms.reduce(0) { $0 + $1.bytes },
-                                  method: "work VMs stopped; \(wipe.method); the device locked")
+                                  method: "work VMs stopped; \(wipe.method); the device locked", evidence: wipe.evidence)
             let encoder = JSONEncoder()
             encoder.dateEncodingStrategy = .iso8601
             encoder.outputFormatting = [.sortedKeys]
@@ -440,6 +449,8 @@ public struct WipeReceipt: Codable, Sendable, Equatable {
     public var vms: [Engine.WipedVM]
     public var bytes: UInt64
     public var method: String
+    /// The TPM's quote of the wipe, which the Center verifies (with a TPM).
+    public var evidence: WipeEvidence?
 }
 
 /// The Center client, replaced at certificate renewal, read from outside the actor by pulls.

@@ -181,14 +181,27 @@ public final class SecurityZone: @unchecked Sendable {
 
     /// What to report at check-in: the measured start and the work key's terms, once the
     /// Center's key is trusted; nil without a TPM.
-    public func measurementReport() -> MeasurementReport? {
+    ///
+    /// - Parameter nonce: the Center's nonce from the last check-in; the report then carries the
+    ///   TPM's quote of the PCR over it.
+    public func measurementReport(nonce: [UInt8]? = nil) -> MeasurementReport? {
         guard let tpm, let eventLog, let authority, let sealed = loadSealedWorkKey(for: authority), let reference = sealed.policyRef,
               let pcrValue = try? tpm.pcr(Self.pcr), let counterValue = try? tpm.value(of: Self.counter) else { return nil }
-        func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
-        return MeasurementReport(pcr: Self.pcr, pcrValue: hex(pcrValue), base: eventLog.base,
+        return MeasurementReport(pcr: Self.pcr, pcrValue: Self.hex(pcrValue), base: eventLog.base,
                                  components: eventLog.events.map { .init(component: $0.component, path: $0.path, sha256: $0.sha256) },
-                                 policyRef: hex(reference), counterIndex: Self.counter.index, counterValue: counterValue)
+                                 policyRef: Self.hex(reference), counterIndex: Self.counter.index, counterValue: counterValue,
+                                 attestation: nonce.flatMap { try? attestation(nonce: $0) })
     }
+
+    /// The TPM's quote of the PCR over `nonce`, with the attestation key that made it.
+    public func attestation(nonce: [UInt8]) throws -> Attestation? {
+        guard let tpm else { return nil }
+        let quote = try tpm.quote(pcrs: [Self.pcr], nonce: nonce)
+        return Attestation(key: try tpm.attestationKey().rawRepresentation.base64EncodedString(), nonce: Self.hex(nonce),
+                           quote: Data(quote.attest).base64EncodedString(), signature: Data(quote.signature).base64EncodedString())
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
 
     /// Installs a policy the Center signed, as it comes over the wire.
     public func install(_ policy: SignedMeasurementPolicy) throws {
@@ -322,16 +335,27 @@ public final class SecurityZone: @unchecked Sendable {
 
     /// Crypto-erase of the work key: the TPM's counter moves, so no policy ever signed for the
     /// old value unseals it again, not even with every old file; then the sealed key, the
-    /// policy and the work VMs' wrapped disk keys are deleted. Returns what was done.
-    public func eraseWork(vms: [String]) throws -> String {
-        guard let tpm else { return "no TPM: the disk files were deleted, nothing was encrypted" }
+    /// policy and the work VMs' wrapped disk keys are deleted. A wipe event naming `command` and
+    /// the counter's values is measured, and with `nonce` the TPM quotes it: the evidence the
+    /// Center verifies. Returns what was done.
+    public func eraseWork(vms: [String], command: String? = nil, nonce: [UInt8]? = nil) throws -> (method: String, evidence: WipeEvidence?) {
+        guard let tpm else { return ("no TPM: the disk files were deleted, nothing was encrypted", nil) }
         let before = try tpm.value(of: Self.counter)
         let after = try tpm.increment(Self.counter)
         workKey = nil
         for file in ["work-key.json", "policy.json", "approved-log.json"] { try? FileManager.default.removeItem(atPath: "\(directory)/\(file)") }
         for vm in vms { forget(vm: vm) }
         standing = .unapproved("the work key was erased by a wipe")
-        return "crypto-erase: TPM counter 0x\(String(Self.counter.index, radix: 16)) moved from \(before) to \(after), revoking every policy for the old work key; the sealed key and the work disks' keys were deleted"
+        let method = "crypto-erase: TPM counter 0x\(String(Self.counter.index, radix: 16)) moved from \(before) to \(after), revoking every policy for the old work key; the sealed key and the work disks' keys were deleted"
+        guard let command, var log = eventLog else { return (method, nil) }
+        let event = Array(SHA256.hash(data: Data(WipeEvidence.event(command: command, counterBefore: before, counterAfter: after).utf8)))
+        try tpm.extend(Self.pcr, sha256: event)
+        log.events.append(.init(component: "wipe", path: "command \(command)", sha256: Self.hex(event)))
+        eventLog = log
+        try save(Measurements(bootID: bootID, log: log), to: "\(directory)/measurements.json")
+        guard let nonce, let attestation = try attestation(nonce: nonce) else { return (method, nil) }
+        return (method, WipeEvidence(pcr: Self.pcr, base: log.base, components: log.events.map { .init(component: $0.component, path: $0.path, sha256: $0.sha256) },
+                                     counterIndex: Self.counter.index, counterBefore: before, counterAfter: after, attestation: attestation))
     }
 
     // MARK: Internals
