@@ -41,7 +41,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CZstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CTSS2", providers: [.apt(["libtss2-dev"])]),
-        // TPM 2.0 over tpm2-tss: PCRs, sealing (docs/SECURITY.md).
+        // TPM 2.0 over tpm2-tss: PCRs, sealing, counters, quotes; swtpm's launcher (docs/SECURITY.md).
         .target(name: "TPM", dependencies: ["CTSS2", "TPMPolicy", .product(name: "Crypto", package: "swift-crypto")]),
         // The TPM's policy arithmetic and event logs in plain Swift: what the Center needs to
         // sign a device's policy and check its log, without tpm2-tss.
@@ -130,6 +130,7 @@ let package = Package(
                 "HearthCore",
                 "HearthEngine",
                 "HearthCenter",
+                "TPM",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -167,8 +168,8 @@ let package = Package(
         ),
         .testTarget(name: "GuestKitTests", dependencies: ["GuestKit"]),
         .testTarget(name: "VirtualDiskTests", dependencies: ["VirtualDisk"]),
-        // What several test targets share: swtpm started on loopback.
-        .target(name: "TestSupport", dependencies: ["TPM"], path: "Tests/TestSupport"),
+        // What several test targets share.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TPMTests", dependencies: ["TPM", "TPMPolicy", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(
             name: "ImageSyncTests",

@@ -76,9 +76,25 @@ extension VMSuites {
             #expect(outcome.firstBoot["work"]?["release"] == "\(MainJob.imageName) 1" && outcome.firstBoot["personal"]?["release"] == "\(MainJob.imageName) 1")
             let personalNotes = try #require(outcome.firstBoot["personal"]?["user"])
             let raw = "\(work)/personal-user.raw"
-            _ = try ExtendBootTests.tool("/usr/bin/qemu-img", ["convert", "-U", "-O", "raw", layout.vm("personal").userDisk, raw])
+            // With the (software) TPM the disk is encrypted: readable only with its key, which
+            // qemu-img gets on standard input.
+            let userDisk = layout.vm("personal").userDisk
+            if let key = try outcome.engine.security.diskKey(vm: "personal", disk: "user", role: .personal) {
+                #expect(Engine.isEncrypted(userDisk))
+                _ = try ExtendBootTests.tool("/usr/bin/qemu-img", ["convert", "-U", "--object", "secret,id=key,file=/dev/stdin", "--image-opts",
+                                                                   "driver=qcow2,file.filename=\(userDisk),encrypt.key-secret=key", "-O", "raw", raw],
+                                             input: key.map { String(format: "%02x", $0) }.joined())
+            } else {
+                _ = try ExtendBootTests.tool("/usr/bin/qemu-img", ["convert", "-U", "-O", "raw", userDisk, raw])
+            }
             let onDisk = try GuestKit.readFile("/notes.txt", fromDisk: raw).map { String(decoding: $0, as: UTF8.self) }
             #expect(onDisk?.trimmingCharacters(in: .newlines) == personalNotes)
+
+            // The security zone, on swtpm: measured, approved by the Center and attested by the TPM.
+            if outcome.softwareTPM != nil {
+                #expect(outcome.engine.security.standing.report != "insecure-development")
+                #expect(outcome.measurementVerdict.hasPrefix("approved") && outcome.measurementVerdict.hasSuffix("attested by the TPM"), "\(outcome.measurementVerdict)")
+            }
 
             // 5. Only the delta crossed the network; the work desktop restarted into v2 with the
             // user's file as it was, at the admin's command.
@@ -104,6 +120,10 @@ extension VMSuites {
             let entry = try #require(audit.first { $0.after?.contains(outcome.wipeCommand) == true })
             let receipt = try MainJob.receipt(in: try #require(entry.after), command: outcome.wipeCommand, device: deviceID)
             #expect(receipt.vms.map(\.name) == ["work"] && receipt.bytes > 0)
+            if outcome.softwareTPM != nil {
+                #expect(receipt.method.contains("crypto-erase") && receipt.evidence != nil)
+                #expect(outcome.receiptVerdict.hasPrefix("verified: the TPM quoted the wipe event"), "\(outcome.receiptVerdict)")
+            }
             for disk in [layout.vm("work").systemDisk, layout.vm("work").localDisk, layout.vm("work").userDisk] {
                 #expect(!FileManager.default.fileExists(atPath: disk), "\(disk) survived the wipe")
             }

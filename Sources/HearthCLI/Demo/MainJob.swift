@@ -7,6 +7,7 @@ import ImageSync
 import Logging
 import NIOHTTP1
 import QMP
+import TPM
 
 /// Hearth's main job, end to end on embedded defaults: a Center with its owner, a gold image
 /// built from Debian packages and published, a user with a work and a personal desktop under a
@@ -52,12 +53,17 @@ final class MainJob {
         var leaseRefusal: String
         var wipeCommand: String
         var receipt: WipeReceipt
+        /// The Center's verdict on the Engine's measured start, and on the wipe's TPM evidence.
+        var measurementVerdict: String
+        var receiptVerdict: String
+        var softwareTPM: SoftwareTPM?
 
-        /// Stops the Engine's loop, its VMs and the Center.
+        /// Stops the Engine's loop, its VMs, the Center and the software TPM.
         func finish() async {
             loop.cancel()
             for vm in (try? await engine.status()) ?? [] { try? await engine.stop(vm.name) }
             await center.shutdown()
+            softwareTPM?.stop()
         }
     }
 
@@ -78,6 +84,7 @@ final class MainJob {
     private var running: RunningCenter?
     private var engine: Engine?
     private var loop: Task<Void, Never>?
+    private var softwareTPM: SoftwareTPM?
 
     init(options: Options, narrator: Narrator) throws {
         self.options = options
@@ -98,6 +105,7 @@ final class MainJob {
             for vm in (try? await engine.status()) ?? [] { try? await engine.stop(vm.name) }
         }
         await running?.shutdown()
+        softwareTPM?.stop()
     }
 
     // MARK: The story
@@ -184,8 +192,18 @@ final class MainJob {
                 let device = try await owner.decode(Device.self, .GET, "/api/v1/devices/\(identity.deviceID)")
                 return device.status?.vms.filter { $0.state == "running" }.count == 2
             }
+            let device = try await owner.decode(Device.self, .GET, "/api/v1/devices/\(identity.deviceID)")
+            let security: String
+            if engine.security.encryptsDisks {
+                guard engine.security.standing == .secure, device.measurementVerdict?.hasPrefix("approved") == true else {
+                    throw MainJobError.outcome("the security zone is \(engine.security.standing.report) (\(engine.security.standing.reason ?? "")); the Center says: \(device.measurementVerdict ?? "nothing")")
+                }
+                security = "; measured start \(device.measurementVerdict ?? ""), disks encrypted with TPM-sealed keys"
+            } else {
+                security = "; no TPM: disks not encrypted"
+            }
             return ((engine, zone, identity.deviceID, reports),
-                    "device \(identity.deviceID.prefix(8))… enrolled; both desktops run \(Self.imageName)@1; the user's file says: \(reports["work"]?["user"] ?? "?")")
+                    "device \(identity.deviceID.prefix(8))… enrolled; both desktops run \(Self.imageName)@1; the user's file says: \(reports["work"]?["user"] ?? "?")\(security)")
         }
 
         // 5. v2: only the delta crosses the network; the work VM restarts into it, files intact.
@@ -250,7 +268,7 @@ final class MainJob {
         let approverAgain = try await approver.again()
 
         // 7. A remote wipe, approved by a second admin, with its receipt in the audit log.
-        let (wipeCommand, receipt) = try await narrator.step("Wiping the device remotely: the owner asks, the approver approves, the Engine reports a receipt") {
+        let (wipeCommand, receipt, receiptVerdict) = try await narrator.step("Wiping the device remotely: the owner asks, the approver approves, the Engine reports a receipt the Center verifies") {
             let wipe = try await ownerAgain.decode(CommandRecord.self, .POST, "/api/v1/devices/\(deviceID)/commands", ["kind": "wipe"])
             guard wipe.state == .awaitingApproval else { throw MainJobError.outcome("a wipe did not wait for a second admin (\(wipe.state.rawValue))") }
             try await approverAgain.send(.POST, "/api/v1/commands/\(wipe.id)/approve")
@@ -267,14 +285,25 @@ final class MainJob {
             }
             guard await theEngine.lockReason != nil else { throw MainJobError.outcome("the device is not locked after the wipe") }
             let disks = receipt.vms.flatMap(\.files).filter { $0.hasSuffix(".qcow2") }.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent }
-            return ((wipe.id, receipt), "the work desktop's disks (\(disks.sorted().joined(separator: ", ")); \(ByteFormat.string(receipt.bytes))) and logs are gone, "
-                    + "the device is locked, and the receipt is audit entry #\(entry.seq)")
+            let checks = try await ownerAgain.decode([AuditEntry].self, .GET, "/api/v1/audit?action=device.wipe.receipt&target=device:\(deviceID)")
+            guard let check = checks.first(where: { $0.after?.contains(wipe.id) == true }), let checked = check.after,
+                  let verdict = (try? JSONDecoder().decode([String: String].self, from: Data(checked.utf8)))?["verdict"] else {
+                throw MainJobError.outcome("the Center recorded no verdict on the receipt of wipe \(wipe.id)")
+            }
+            if theEngine.security.encryptsDisks, !verdict.hasPrefix("verified") {
+                throw MainJobError.outcome("the Center did not verify the wipe's TPM evidence: \(verdict)")
+            }
+            narrator.detail("keys: \(receipt.method)")
+            return ((wipe.id, receipt, verdict), "the work desktop's disks (\(disks.sorted().joined(separator: ", ")); \(ByteFormat.string(receipt.bytes))) and logs are gone, "
+                    + "the device is locked, the receipt is audit entry #\(entry.seq) and the Center's check of it #\(check.seq): \(verdict)")
         }
 
         return Outcome(center: restarted, base: base, caPEM: caPEM, caPath: first.caCertificatePath, passwordFile: passwordFile,
                        owner: ownerAgain, engine: theEngine, zone: zone, loop: loop!, layout: layout, deviceID: deviceID,
                        firstBoot: firstBoot, afterUpdate: afterUpdate, v1: v1, v2: v2, leaseRefusal: leaseRefusal,
-                       wipeCommand: wipeCommand, receipt: receipt)
+                       wipeCommand: wipeCommand, receipt: receipt,
+                       measurementVerdict: try await ownerAgain.decode(Device.self, .GET, "/api/v1/devices/\(deviceID)").measurementVerdict ?? "none",
+                       receiptVerdict: receiptVerdict, softwareTPM: softwareTPM)
     }
 
     // MARK: Parts
@@ -290,10 +319,19 @@ final class MainJob {
     private func makeEngine(kit: GuestKit, layout: EngineLayout) async throws -> Engine {
         let boot = GuestBoot(kernel: kit.kernel, initrd: kit.initramfs, commandLine: "console=ttyS0 loglevel=4 panic=-1 hearth.root=system",
                              bootMarker: GuestKit.bootMarker, bootTimeout: options.bootTimeout)
-        // No TPM in the demo (the Center's policy signing comes with attestation): the Engine runs
-        // in its explicit insecure development mode, which it reports at check-in.
-        let engine = try Engine(layout: layout, boot: boot, accelerator: options.accelerator,
-                                security: SecurityZone(mode: .insecureDevelopment, root: layout.root),
+        // The demo machine has no TPM: a software one (swtpm, on loopback) stands in, so the
+        // security zone is the real one. Without swtpm, the Engine's insecure development mode.
+        let security: SecurityZone
+        if SoftwareTPM.installed {
+            let tpm = try SoftwareTPM(state: "\(work)/swtpm")
+            softwareTPM = tpm
+            security = SecurityZone(mode: .tpm(tcti: tpm.tcti), root: layout.root,
+                                    logger: FileLogHandler.logger("hearth.engine.security", to: engineLog))
+        } else {
+            narrator.detail("swtpm is not installed (scripts/setup-host run installs it): the Engine runs without a TPM, in its insecure development mode")
+            security = SecurityZone(mode: .insecureDevelopment, root: layout.root)
+        }
+        let engine = try Engine(layout: layout, boot: boot, accelerator: options.accelerator, security: security,
                                 logger: FileLogHandler.logger("hearth.engine", to: engineLog))
         // The user's stand-in: a probe in each desktop that mounts its local and user disks
         // (formatting them on first use), writes the user's file once, and reports what it sees.

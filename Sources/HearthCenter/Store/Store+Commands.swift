@@ -245,6 +245,9 @@ extension Store {
             func same(_ a: [MeasurementReport.Component], _ b: [MeasurementReport.Component]) -> Bool {
                 a.map { [$0.component, $0.sha256] } == b.map { [$0.component, $0.sha256] }
             }
+            // A wipe's event follows the measured start in the same boot; its receipt is checked
+            // on its own, and it changes nothing of what was approved.
+            let measured = report.components.filter { $0.component != "wipe" }
             // The TPM's word on the PCR: required once a device has given it.
             var attested = false
             var attestationProblem: String?
@@ -263,21 +266,23 @@ extension Store {
             }
             if let attestationProblem {
                 verdict = "refused: \(attestationProblem)"
+            } else if measured.isEmpty {
+                verdict = "refused: the report holds no measured start"
             } else if !PolicySigner.replays(report) {
                 verdict = "refused: the measurements do not replay to the PCR value reported"
             } else if erased.contains(report.policyRef) {
                 verdict = "refused: this work key was erased by a wipe"
             } else if let approved {
-                if same(approved, report.components) {
+                if same(approved, measured) {
                     verdict = "approved"
                 } else {
-                    let changed = zip(report.components, approved).first { $0.0.component != $0.1.component || $0.0.sha256 != $0.1.sha256 }?.0
-                        ?? (report.components.count > approved.count ? report.components[approved.count] : report.components.last!)
+                    let changed = zip(measured, approved).first { $0.0.component != $0.1.component || $0.0.sha256 != $0.1.sha256 }?.0
+                        ?? (measured.count > approved.count ? measured[approved.count] : report.components.last!)
                     verdict = "changed: \(changed.component) (\(changed.path)) is not what was approved; an admin approves the new measurements if the change is expected"
                 }
             } else {
                 verdict = "approved (first measurements, trusted on first use)"
-                trusted = report.components
+                trusted = measured
             }
             if attested, verdict.hasPrefix("approved") { verdict += "; attested by the TPM" }
             let trustedJSON = try trusted.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }

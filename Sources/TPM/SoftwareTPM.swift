@@ -1,10 +1,11 @@
 import Foundation
-import TPM
 
-/// swtpm on loopback, started for each test with its own state folder and stopped after it (a
-/// TPM that starts with every PCR at zero, as DESIGN.md notes).
+/// swtpm, the software TPM, on loopback: for the tests and the demo, on machines without a TPM
+/// device. Its state lives in a folder; started again on the same folder it is the same TPM
+/// after a reboot (its seeds kept, its PCRs at zero).
 public final class SoftwareTPM: @unchecked Sendable {
     public static let binary = "/usr/bin/swtpm"
+    public static var installed: Bool { FileManager.default.isExecutableFile(atPath: binary) }
     public let state: String
     public let port: Int
 
@@ -16,8 +17,8 @@ public final class SoftwareTPM: @unchecked Sendable {
         for _ in 0..<5 {
             let port = Int.random(in: 20000..<60000)
             let process = Process()
-            // Through env --default-signal: the test process blocks SIGTERM, and a child would
-            // inherit that and never stop (as QEMUProcess found).
+            // Through env --default-signal: a process that blocks SIGTERM (the test runner, a CLI
+            // waiting for signals) passes that on, and the child would never stop.
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             process.arguments = ["--default-signal", Self.binary, "socket", "--tpm2", "--server", "type=tcp,port=\(port),bindaddr=127.0.0.1",
                                  "--ctrl", "type=tcp,port=\(port + 1),bindaddr=127.0.0.1", "--tpmstate", "dir=\(self.state)",
