@@ -137,13 +137,13 @@ extension Store {
         let column = report.state == .acknowledged ? "acknowledged" : "finished"
         try await database.transaction { db in
             try await db.raw("UPDATE commands SET state = \(bind: report.state.rawValue), \(unsafeRaw: column) = \(bind: seconds), result = COALESCE(\(bind: report.result), result) WHERE id = \(bind: id)").run()
+            try await Self.audit(db, at: seconds, .device(device.id, address: address), "command.\(report.state.rawValue)", "device:\(device.id)",
+                                 before: ["state": command.state.rawValue],
+                                 after: ["command": id, "kind": command.kind.rawValue, "state": report.state.rawValue, "result": report.result ?? ""])
             if command.kind == .wipe, report.state == .completed {
                 try await eraseWorkKey(of: device.id, db: db)
                 try await verifyWipe(command: id, result: report.result, device: device.id, address: address, db: db)
             }
-            try await Self.audit(db, at: seconds, .device(device.id, address: address), "command.\(report.state.rawValue)", "device:\(device.id)",
-                                 before: ["state": command.state.rawValue],
-                                 after: ["command": id, "kind": command.kind.rawValue, "state": report.state.rawValue, "result": report.result ?? ""])
         }
         return try await self.command(id: id)
     }
