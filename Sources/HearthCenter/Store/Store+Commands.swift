@@ -275,10 +275,11 @@ extension Store {
             } else if let approved {
                 if same(approved, measured) {
                     verdict = "approved"
-                } else {
-                    let changed = zip(measured, approved).first { $0.0.component != $0.1.component || $0.0.sha256 != $0.1.sha256 }?.0
-                        ?? (measured.count > approved.count ? measured[approved.count] : report.components.last!)
+                } else if let changed = zip(measured, approved).first(where: { $0.0.component != $0.1.component || $0.0.sha256 != $0.1.sha256 })?.0
+                            ?? (measured.count > approved.count ? measured[approved.count] : nil) {
                     verdict = "changed: \(changed.component) (\(changed.path)) is not what was approved; an admin approves the new measurements if the change is expected"
+                } else {
+                    verdict = "changed: \(approved[measured.count].component) is no longer measured; an admin approves the new measurements if the change is expected"
                 }
             } else {
                 verdict = "approved (first measurements, trusted on first use)"

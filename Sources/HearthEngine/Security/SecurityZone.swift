@@ -101,7 +101,7 @@ public final class SecurityZone: @unchecked Sendable {
             try tpm.ensure(Self.counter)
             eventLog = try measure(components, tpm: tpm)
             personalKey = try openPersonalKey(tpm)
-            try unsealWorkKey()
+            unsealWorkKey()
         } catch let error as ZoneProblem {
             standing = error.standing
         } catch {
@@ -213,11 +213,17 @@ public final class SecurityZone: @unchecked Sendable {
     }
 
     /// Installs a policy the Center signed and unseals the work key with it.
+    /// Kept only when it unseals the key: a policy that does not never replaces one that did.
     public func install(_ policy: SignedPolicy) throws {
-        try save(policy, to: "\(directory)/policy.json")
-        try? unsealWorkKey()
+        let before = standing
+        unsealWorkKey(with: policy)
         logStanding()
-        if standing != .secure { throw EngineError.security(standing.reason ?? "the policy did not unseal the work key") }
+        guard standing == .secure else {
+            let reason = standing.reason ?? "the policy did not unseal the work key"
+            if before == .secure { unsealWorkKey() }
+            throw EngineError.security(reason)
+        }
+        try save(policy, to: "\(directory)/policy.json")
     }
 
     private struct StoredWorkKey: Codable {
@@ -232,7 +238,8 @@ public final class SecurityZone: @unchecked Sendable {
         return stored.sealed
     }
 
-    private func unsealWorkKey() throws {
+    /// Unseals the work key with `candidate`, or with the stored policy, and sets the standing.
+    private func unsealWorkKey(with candidate: SignedPolicy? = nil) {
         guard let tpm else { return }
         workKey = nil
         guard let raw = FileManager.default.contents(atPath: "\(directory)/authority.key"),
@@ -245,8 +252,7 @@ public final class SecurityZone: @unchecked Sendable {
             standing = .unapproved("there is no work key yet; it is made when the Center's policy key is installed")
             return
         }
-        guard let data = FileManager.default.contents(atPath: "\(directory)/policy.json"),
-              let policy = try? JSONDecoder().decode(SignedPolicy.self, from: data) else {
+        guard let policy = candidate ?? FileManager.default.contents(atPath: "\(directory)/policy.json").flatMap({ try? JSONDecoder().decode(SignedPolicy.self, from: $0) }) else {
             standing = .unapproved("the Center has not yet approved this Engine's measurements")
             return
         }
