@@ -23,9 +23,12 @@ final class QCOW2Editor {
 
     /// - Parameter allowDirty: only for check and repair: an image whose lazy refcounts were
     ///   not written back (the dirty bit) has refcounts that cannot be trusted for allocation.
-    init(path: String, allowDirty: Bool = false) throws(VirtualDiskError) {
-        file = try DiskFile(path: path, writable: true)
-        header = try QCOW2Image.readHeader(file)
+    /// - Parameter allowLUKS: only for snapshots, which move tables and refcounts and never
+    ///   read or write guest data (a LUKS image's data is encrypted by guest offset, which they
+    ///   keep).
+    init(path: String, allowDirty: Bool = false, allowLUKS: Bool = false, writable: Bool = true) throws(VirtualDiskError) {
+        file = try DiskFile(path: path, writable: writable)
+        header = try QCOW2Image.readHeader(file, allowLUKS: allowLUKS)
         guard allowDirty || !header.incompatibleFeatures.contains(.dirty) else {
             throw .corrupt(path: path, field: "incompatible_features", offset: 72, reason: "the image is marked dirty (QEMU stopped before writing its refcounts back); run 'hearth disk check --repair' first")
         }

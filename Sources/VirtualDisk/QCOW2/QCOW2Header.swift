@@ -41,6 +41,8 @@ public struct QCOW2Header: Sendable, Equatable {
     public var backingFile: String?
     public var backingFormat: String?
     public var externalDataFile: String?
+    /// LUKS-encrypted (crypt_method 2): only its metadata is read here.
+    public var luks = false
 
     public var clusterSize: UInt64 { 1 << UInt64(clusterBits) }
     public var hasExtendedL2: Bool { incompatibleFeatures.contains(.extendedL2) }
@@ -51,7 +53,11 @@ public struct QCOW2Header: Sendable, Equatable {
 
     /// Parses the first cluster of a qcow2 file (pass at least 64 KiB or the whole file if
     /// smaller) against the file's size.
-    static func parse(_ bytes: [UInt8], fileSize: UInt64, path: String) throws(VirtualDiskError) -> QCOW2Header {
+    ///
+    /// - Parameter allowLUKS: for the snapshot table alone, which a LUKS-encrypted image keeps
+    ///   in clear: its header then parses, and `luks` says so. Reading its data still needs
+    ///   QEMU and the key.
+    static func parse(_ bytes: [UInt8], fileSize: UInt64, path: String, allowLUKS: Bool = false) throws(VirtualDiskError) -> QCOW2Header {
         let reader = ByteReader(bytes, path: path)
         guard try reader.bigEndian(UInt32.self, at: 0, field: "magic") == magic else {
             throw .notFormat(path: path, format: .qcow2)
@@ -66,7 +72,7 @@ public struct QCOW2Header: Sendable, Equatable {
         }
         let clusterSize = UInt64(1) << UInt64(clusterBits)
         let cryptMethod = try reader.bigEndian(UInt32.self, at: 32, field: "crypt_method")
-        guard cryptMethod == 0 else {
+        guard cryptMethod == 0 || (cryptMethod == 2 && allowLUKS) else {
             throw .unsupported(path: path, feature: cryptMethod == 2 ? "LUKS encryption (open it through QEMU with its key)" : "legacy AES encryption")
         }
         var header = QCOW2Header(
@@ -112,6 +118,7 @@ public struct QCOW2Header: Sendable, Equatable {
         if header.hasExtendedL2, clusterBits < 14 {
             throw reader.corrupt("cluster_bits", at: 20, "extended L2 entries need clusters of at least 16 KiB")
         }
+        header.luks = cryptMethod == 2
         try header.parseExtensions(reader, clusterSize: clusterSize)
         try header.parseBackingFile(reader, clusterSize: clusterSize)
         try header.validateTables(reader, fileSize: fileSize)
@@ -135,7 +142,8 @@ public struct QCOW2Header: Sendable, Equatable {
             case 0x4441_5441:
                 externalDataFile = String(decoding: data, as: UTF8.self)
             case 0x0537_BE77:
-                throw .unsupported(path: reader.path, feature: "full disk encryption")
+                // The LUKS header's place; only a LUKS image (crypt_method 2) may have one.
+                guard luks else { throw .unsupported(path: reader.path, feature: "full disk encryption") }
             default:
                 break // Feature names, bitmaps and unknown extensions do not change what reads return.
             }

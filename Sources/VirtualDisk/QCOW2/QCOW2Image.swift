@@ -38,10 +38,10 @@ public final class QCOW2Image: DiskImage {
     }
 
     /// Reads the header and L1 table. Backing and data files are opened by ``DiskOpener``.
-    static func readHeader(_ file: DiskFile) throws(VirtualDiskError) -> QCOW2Header {
+    static func readHeader(_ file: DiskFile, allowLUKS: Bool = false) throws(VirtualDiskError) -> QCOW2Header {
         let size = try file.size()
         let head = try file.read(count: Int(min(size, 2 << 20)), at: 0, field: "header")
-        return try QCOW2Header.parse(head, fileSize: size, path: file.path)
+        return try QCOW2Header.parse(head, fileSize: size, path: file.path, allowLUKS: allowLUKS)
     }
 
     static func readL1(_ file: DiskFile, offset: UInt64, count: UInt32, field: String) throws(VirtualDiskError) -> [UInt64] {
