@@ -69,3 +69,24 @@ extension TPM {
 
     static let signEncrypt: UInt32 = 0x40000
 }
+
+// MARK: Clock
+
+extension TPM {
+    /// The TPM's clock: milliseconds it has been powered since it was last cleared. The
+    /// operating system cannot set it back; it survives reboots (kept in the TPM's NV memory).
+    public func clock() throws(TPMError) -> UInt64 {
+        var info: UnsafeMutablePointer<TPMS_TIME_INFO>?
+        try check("TPM2_ReadClock", Esys_ReadClock(context, ESYS_TR(ESYS_TR_NONE), ESYS_TR(ESYS_TR_NONE), ESYS_TR(ESYS_TR_NONE), &info))
+        defer { Esys_Free(info) }
+        guard let info else { throw .failed("TPM2_ReadClock", 0, "no time returned") }
+        return info.pointee.clockInfo.clock
+    }
+
+    /// Moves the clock forward to `milliseconds` (owner authorization; a TPM clock only ever
+    /// advances). For tests that need days to pass on a powered TPM.
+    public func advanceClock(to milliseconds: UInt64) throws(TPMError) {
+        try check("TPM2_ClockSet", Esys_ClockSet(context, ESYS_TR(ESYS_TR_RH_OWNER), ESYS_TR(ESYS_TR_PASSWORD), ESYS_TR(ESYS_TR_NONE),
+                                                 ESYS_TR(ESYS_TR_NONE), milliseconds))
+    }
+}

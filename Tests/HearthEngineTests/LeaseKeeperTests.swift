@@ -4,6 +4,7 @@ import HearthCore
 @testable import HearthEngine
 import NIOConcurrencyHelpers
 import Testing
+import TPM
 
 /// The lease as the Engine holds it: only the Center's key signs one, and no clock trick
 /// stretches it.
@@ -79,5 +80,57 @@ import Testing
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         try Data("{not json".utf8).write(to: URL(fileURLWithPath: "\(folder)/lease.json"))
         #expect { try keeper(Clock()) } throws: { "\($0)".contains("lease.json") && "\($0)".contains("damaged") }
+    }
+}
+
+/// The lease anchored in a (software) TPM: neither a clock set back nor an old lease file put
+/// back extends it.
+@Suite(.serialized, .enabled(if: SoftwareTPM.installed, "needs swtpm (scripts/setup-host run)"))
+struct TPMLeaseTests {
+    let base = LeaseKeeperTests()
+
+    @Test func aClockSetBackWithAnOldLeaseFileRestoredDoesNotExtendTheLease() throws {
+        let swtpm = try SoftwareTPM()
+        defer { swtpm.stop(); try? FileManager.default.removeItem(atPath: base.folder) }
+        let zone = SecurityZone(mode: .tpm(tcti: swtpm.tcti), root: base.folder)
+        let clock = LeaseKeeperTests.Clock()
+        let start = clock.now
+        try FileManager.default.createDirectory(atPath: base.folder, withIntermediateDirectories: true)
+        func makeKeeper() throws -> LeaseKeeper {
+            try LeaseKeeper(path: "\(base.folder)/lease.json", leaseKey: base.centerKey.publicKey.rawRepresentation.base64EncodedString(),
+                            deviceID: "dev-1", now: { clock.now }, tpm: try #require(zone.leaseAnchor()))
+        }
+        var keeper = try makeKeeper()
+        try keeper.accept(try base.lease(issued: start, days: 14))
+        let copy = try Data(contentsOf: URL(fileURLWithPath: "\(base.folder)/lease.json"))
+        #expect(keeper.standing == .valid(until: start.addingTimeInterval(14 * 86400)))
+
+        // Twenty days of the PC running (the TPM's clock moves), then the user sets the system
+        // clock back to the start and puts the old lease file back. Without the TPM the mark
+        // in that file would say it is still the first day.
+        let tpm = try TPM(tcti: swtpm.tcti)
+        try tpm.advanceClock(to: try tpm.clock() + 20 * 86_400_000)
+        clock.now = start
+        try copy.write(to: URL(fileURLWithPath: "\(base.folder)/lease.json"))
+        keeper = try makeKeeper()
+        #expect(keeper.standing == .expired(since: start.addingTimeInterval(14 * 86400)), "\(keeper.standing)")
+        #expect(keeper.now() >= start.addingTimeInterval(20 * 86400))
+
+        // A check-in renews it (the expiry moved by days: the TPM counter moves with it).
+        let renewal = try base.lease(issued: start.addingTimeInterval(20 * 86400), days: 14)
+        try keeper.accept(renewal)
+        #expect(keeper.standing == .valid(until: start.addingTimeInterval(34 * 86400)))
+        // The day-one file put back now is an older copy by the TPM's counter: not trusted,
+        // even though its own lease would still look valid by its mark and the system clock.
+        try copy.write(to: URL(fileURLWithPath: "\(base.folder)/lease.json"))
+        keeper = try makeKeeper()
+        guard case .untrusted(let reason) = keeper.standing else {
+            Issue.record("a restored lease file was trusted: \(keeper.standing)")
+            return
+        }
+        #expect(reason.contains("older copy"))
+        // Until the next check-in.
+        try keeper.accept(try base.lease(issued: start.addingTimeInterval(20 * 86400 + 600), days: 14))
+        #expect(keeper.standing == .valid(until: start.addingTimeInterval(34 * 86400 + 600)))
     }
 }

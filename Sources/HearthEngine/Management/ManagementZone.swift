@@ -69,7 +69,8 @@ public actor ManagementZone {
         self.logger = logger
         clientBox = ClientBox(try CenterClient(center: identity.center, caPEM: files.caPEM, identity: (files.certificatePEM, files.keyPEM)))
         self.files = files
-        lease = try LeaseKeeper(path: "\(engine.layout.root)/lease.json", leaseKey: identity.leaseKey, deviceID: identity.deviceID, now: options.now)
+        lease = try LeaseKeeper(path: "\(engine.layout.root)/lease.json", leaseKey: identity.leaseKey, deviceID: identity.deviceID, now: options.now,
+                                tpm: engine.security.leaseAnchor())
         handled = (try? JSONDecoder().decode([String: CommandReport].self, from: Data(contentsOf: URL(fileURLWithPath: "\(engine.layout.root)/commands.json")))) ?? [:]
         let lease = lease
         let shared = shared

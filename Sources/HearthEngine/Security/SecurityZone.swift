@@ -60,7 +60,7 @@ public final class SecurityZone: @unchecked Sendable {
     public private(set) var eventLog: EventLog?
     private let directory: String
     private let bootID: String
-    private let logger: Logger
+    let logger: Logger
     private var tpm: TPM?
     private var workKey: SymmetricKey?
     private var personalKey: SymmetricKey?
