@@ -36,7 +36,6 @@ extension TPM {
     }
 
     private func createAttestationKey() throws(TPMError) -> (ESYS_TR, P256.Signing.PublicKey) {
-        var sensitive = TPM2B_SENSITIVE_CREATE()
         var template = TPM2B_PUBLIC()
         template.publicArea.type = TPMI_ALG_PUBLIC(Self.algECC)
         template.publicArea.nameAlg = TPMI_ALG_HASH(Self.algSHA256)
@@ -47,19 +46,8 @@ extension TPM {
         template.publicArea.parameters.eccDetail.scheme.details.ecdsa.hashAlg = TPMI_ALG_HASH(Self.algSHA256)
         template.publicArea.parameters.eccDetail.curveID = TPMI_ECC_CURVE(Self.eccNISTP256)
         template.publicArea.parameters.eccDetail.kdf.scheme = TPMI_ALG_KDF(Self.algNull)
-        var outside = TPM2B_DATA()
-        var creationPCR = TPML_PCR_SELECTION()
-        var handle = ESYS_TR(ESYS_TR_NONE)
-        var outPublic: UnsafeMutablePointer<TPM2B_PUBLIC>?
-        var creationData: UnsafeMutablePointer<TPM2B_CREATION_DATA>?
-        var creationHash: UnsafeMutablePointer<TPM2B_DIGEST>?
-        var ticket: UnsafeMutablePointer<TPMT_TK_CREATION>?
-        try check("TPM2_CreatePrimary", Esys_CreatePrimary(context, ESYS_TR(ESYS_TR_RH_OWNER), ESYS_TR(ESYS_TR_PASSWORD), ESYS_TR(ESYS_TR_NONE),
-                                                           ESYS_TR(ESYS_TR_NONE), &sensitive, &template, &outside, &creationPCR,
-                                                           &handle, &outPublic, &creationData, &creationHash, &ticket))
-        defer { Esys_Free(outPublic); Esys_Free(creationData); Esys_Free(creationHash); Esys_Free(ticket) }
-        guard let outPublic else { throw .failed("TPM2_CreatePrimary", 0, "no public area returned") }
-        let x = Self.bytes(of: outPublic.pointee.publicArea.unique.ecc.x), y = Self.bytes(of: outPublic.pointee.publicArea.unique.ecc.y)
+        let (handle, publicArea) = try createPrimary(template)
+        let x = Self.bytes(of: publicArea.unique.ecc.x), y = Self.bytes(of: publicArea.unique.ecc.y)
         guard let key = try? P256.Signing.PublicKey(rawRepresentation: x + y) else {
             Esys_FlushContext(context, handle)
             throw .failed("TPM2_CreatePrimary", 0, "the attestation key is not a P-256 point")

@@ -139,14 +139,8 @@ public final class TPM: @unchecked Sendable {
     }
 
     private func unsealWithPassword(_ sealed: SealedSecret) throws(TPMError) -> [UInt8] {
-        let parent = try storageKey()
-        defer { Esys_FlushContext(context, parent) }
-        var inPrivate = try Self.unmarshalPrivate(sealed.privateArea)
-        var inPublic = try Self.unmarshalPublic(sealed.publicArea)
-        var object = ESYS_TR(ESYS_TR_NONE)
-        try check("TPM2_Load", Esys_Load(context, parent, ESYS_TR(ESYS_TR_PASSWORD), ESYS_TR(ESYS_TR_NONE), ESYS_TR(ESYS_TR_NONE),
-                                         &inPrivate, &inPublic, &object))
-        defer { Esys_FlushContext(context, object) }
+        let (parent, object) = try load(sealed)
+        defer { Esys_FlushContext(context, object); Esys_FlushContext(context, parent) }
         var data: UnsafeMutablePointer<TPM2B_SENSITIVE_DATA>?
         try check("TPM2_Unseal", Esys_Unseal(context, object, ESYS_TR(ESYS_TR_PASSWORD), ESYS_TR(ESYS_TR_NONE), ESYS_TR(ESYS_TR_NONE), &data))
         defer { Esys_Free(data) }
@@ -154,16 +148,30 @@ public final class TPM: @unchecked Sendable {
         return Self.bytes(of: data.pointee)
     }
 
+    /// Loads a sealed object under the storage key; the caller flushes both handles.
+    private func load(_ sealed: SealedSecret) throws(TPMError) -> (parent: ESYS_TR, object: ESYS_TR) {
+        let parent = try storageKey()
+        var inPrivate: TPM2B_PRIVATE, inPublic: TPM2B_PUBLIC
+        do {
+            inPrivate = try Self.unmarshalPrivate(sealed.privateArea)
+            inPublic = try Self.unmarshalPublic(sealed.publicArea)
+        } catch {
+            Esys_FlushContext(context, parent)
+            throw error
+        }
+        var object = ESYS_TR(ESYS_TR_NONE)
+        let rc = Esys_Load(context, parent, ESYS_TR(ESYS_TR_PASSWORD), ESYS_TR(ESYS_TR_NONE), ESYS_TR(ESYS_TR_NONE), &inPrivate, &inPublic, &object)
+        guard rc == TSS2_RC_SUCCESS else {
+            Esys_FlushContext(context, parent)
+            throw .failed("TPM2_Load", rc, TPMError.decode(rc))
+        }
+        return (parent, object)
+    }
+
     /// Loads `sealed`, satisfies its policy in a session with `satisfy`, and unseals it.
     func unseal(_ sealed: SealedSecret, mismatch: TPMError, satisfy: (ESYS_TR) throws(TPMError) -> Void) throws(TPMError) -> [UInt8] {
-        let parent = try storageKey()
-        defer { Esys_FlushContext(context, parent) }
-        var inPrivate = try Self.unmarshalPrivate(sealed.privateArea)
-        var inPublic = try Self.unmarshalPublic(sealed.publicArea)
-        var object = ESYS_TR(ESYS_TR_NONE)
-        try check("TPM2_Load", Esys_Load(context, parent, ESYS_TR(ESYS_TR_PASSWORD), ESYS_TR(ESYS_TR_NONE), ESYS_TR(ESYS_TR_NONE),
-                                         &inPrivate, &inPublic, &object))
-        defer { Esys_FlushContext(context, object) }
+        let (parent, object) = try load(sealed)
+        defer { Esys_FlushContext(context, object); Esys_FlushContext(context, parent) }
         let session = try policySession(trial: false)
         defer { Esys_FlushContext(context, session) }
         try satisfy(session)
@@ -197,7 +205,6 @@ public final class TPM: @unchecked Sendable {
     /// The owner hierarchy's storage key, made afresh from the standard template: the same key
     /// every time on the same TPM, so nothing but the sealed blobs needs keeping.
     func storageKey() throws(TPMError) -> ESYS_TR {
-        var sensitive = TPM2B_SENSITIVE_CREATE()
         var template = TPM2B_PUBLIC()
         template.publicArea.type = TPMI_ALG_PUBLIC(Self.algECC)
         template.publicArea.nameAlg = TPMI_ALG_HASH(Self.algSHA256)
@@ -209,6 +216,14 @@ public final class TPM: @unchecked Sendable {
         template.publicArea.parameters.eccDetail.scheme.scheme = TPMI_ALG_ECC_SCHEME(Self.algNull)
         template.publicArea.parameters.eccDetail.curveID = TPMI_ECC_CURVE(Self.eccNISTP256)
         template.publicArea.parameters.eccDetail.kdf.scheme = TPMI_ALG_KDF(Self.algNull)
+        return try createPrimary(template).handle
+    }
+
+    /// A primary key of the owner hierarchy from `template`: the same key for the same template
+    /// on the same TPM. Returns its handle (the caller flushes it) and its public area.
+    func createPrimary(_ template: TPM2B_PUBLIC) throws(TPMError) -> (handle: ESYS_TR, publicArea: TPMT_PUBLIC) {
+        var template = template
+        var sensitive = TPM2B_SENSITIVE_CREATE()
         var outside = TPM2B_DATA()
         var creationPCR = TPML_PCR_SELECTION()
         var handle = ESYS_TR(ESYS_TR_NONE)
@@ -219,8 +234,12 @@ public final class TPM: @unchecked Sendable {
         try check("TPM2_CreatePrimary", Esys_CreatePrimary(context, ESYS_TR(ESYS_TR_RH_OWNER), ESYS_TR(ESYS_TR_PASSWORD), ESYS_TR(ESYS_TR_NONE),
                                                            ESYS_TR(ESYS_TR_NONE), &sensitive, &template, &outside, &creationPCR,
                                                            &handle, &outPublic, &creationData, &creationHash, &ticket))
-        Esys_Free(outPublic); Esys_Free(creationData); Esys_Free(creationHash); Esys_Free(ticket)
-        return handle
+        defer { Esys_Free(outPublic); Esys_Free(creationData); Esys_Free(creationHash); Esys_Free(ticket) }
+        guard let outPublic else {
+            Esys_FlushContext(context, handle)
+            throw .failed("TPM2_CreatePrimary", 0, "no public area returned")
+        }
+        return (handle, outPublic.pointee.publicArea)
     }
 
     func policySession(trial: Bool) throws(TPMError) -> ESYS_TR {
