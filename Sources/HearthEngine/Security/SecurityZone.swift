@@ -11,8 +11,9 @@ import TPMPolicy
 /// approved ones; each disk has its own data key, wrapped by its role's key; a wipe destroys
 /// the work key for good by moving the TPM counter every policy names.
 ///
-/// Used by the Engine actor only, one call at a time.
+/// Safe to call from any task: calls are serialised.
 public final class SecurityZone: @unchecked Sendable {
+    // @unchecked: the mutable state and the TPM's context are used under `lock` only.
     public enum Mode: Sendable, Equatable {
         /// A TPM through tpm2-tss's TCTI (`device:/dev/tpmrm0`, or swtpm in tests).
         case tpm(tcti: String)
@@ -55,9 +56,20 @@ public final class SecurityZone: @unchecked Sendable {
     public static let counter = MonotonicCounter(index: 0x0180_4845)
 
     public let mode: Mode
-    public private(set) var standing: Standing
+    public private(set) var standing: Standing {
+        get { lock.withLock { _standing } }
+        set { lock.withLock { _standing = newValue } }
+    }
     /// The measured start of this boot.
-    public private(set) var eventLog: EventLog?
+    public private(set) var eventLog: EventLog? {
+        get { lock.withLock { _eventLog } }
+        set { lock.withLock { _eventLog = newValue } }
+    }
+    private var _standing: Standing
+    private var _eventLog: EventLog?
+    /// The Engine, its management zone and the lease call in from different tasks; the TPM's
+    /// context and the keys take one at a time. Recursive: entry points call each other.
+    private let lock = NSRecursiveLock()
     private let directory: String
     private let bootID: String
     let logger: Logger
@@ -76,13 +88,13 @@ public final class SecurityZone: @unchecked Sendable {
         self.logger = logger
         switch mode {
         case .insecureDevelopment:
-            standing = .insecureDevelopment
+            _standing = .insecureDevelopment
         case .tpm(let tcti):
             do {
                 tpm = try TPM(tcti: tcti)
-                standing = .unapproved("not measured yet")
+                _standing = .unapproved("not measured yet")
             } catch {
-                standing = .noTPM("\(error); a PC without a TPM runs work desktops only with 'hearth engine run --insecure-no-tpm', for development")
+                _standing = .noTPM("\(error); a PC without a TPM runs work desktops only with 'hearth engine run --insecure-no-tpm', for development")
             }
         }
     }
@@ -92,22 +104,24 @@ public final class SecurityZone: @unchecked Sendable {
     /// Measures `components` into the PCR (once per boot: a restarted Engine measures only
     /// what changed since), then unseals the keys. Call before any VM starts.
     public func start(measuring components: [(component: String, path: String)]) {
-        guard let tpm else {
-            if case .insecureDevelopment = mode { logger.warning("INSECURE: no TPM; VM disks are not encrypted and nothing is measured (development only)") }
-            return
+        lock.withLock {
+            guard let tpm else {
+                if case .insecureDevelopment = mode { logger.warning("INSECURE: no TPM; VM disks are not encrypted and nothing is measured (development only)") }
+                return
+            }
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                try tpm.ensure(Self.counter)
+                eventLog = try measure(components, tpm: tpm)
+                personalKey = try openPersonalKey(tpm)
+                unsealWorkKey()
+            } catch let error as ZoneProblem {
+                standing = error.standing
+            } catch {
+                standing = .tampered("the security zone could not start: \(error)")
+            }
+            logStanding()
         }
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            try tpm.ensure(Self.counter)
-            eventLog = try measure(components, tpm: tpm)
-            personalKey = try openPersonalKey(tpm)
-            unsealWorkKey()
-        } catch let error as ZoneProblem {
-            standing = error.standing
-        } catch {
-            standing = .tampered("the security zone could not start: \(error)")
-        }
-        logStanding()
     }
 
     private struct Measurements: Codable {
@@ -160,16 +174,18 @@ public final class SecurityZone: @unchecked Sendable {
     /// Installs the Center's policy key: a work key is made and sealed to it if there is none.
     /// Returns what the Center must sign.
     public func trust(authority: PolicyAuthority) throws -> ApprovalRequest {
-        guard let tpm, let eventLog else { throw EngineError.security(standing.reason ?? "the security zone has no TPM") }
-        try save(authority.publicKey.rawRepresentation, to: "\(directory)/authority.key")
-        if loadSealedWorkKey(for: authority) == nil {
-            let ref = try tpm.random(16)
-            let sealed = try tpm.seal(try tpm.random(32), authorizedBy: authority, policyRef: ref)
-            try save(StoredWorkKey(authority: Array(authority.publicKey.rawRepresentation), sealed: sealed), to: "\(directory)/work-key.json")
+        return try lock.withLock {
+            guard let tpm, let eventLog else { throw EngineError.security(standing.reason ?? "the security zone has no TPM") }
+            try save(authority.publicKey.rawRepresentation, to: "\(directory)/authority.key")
+            if loadSealedWorkKey(for: authority) == nil {
+                let ref = try tpm.random(16)
+                let sealed = try tpm.seal(try tpm.random(32), authorizedBy: authority, policyRef: ref)
+                try save(StoredWorkKey(authority: Array(authority.publicKey.rawRepresentation), sealed: sealed), to: "\(directory)/work-key.json")
+            }
+            let sealed = try loadSealedWorkKey(for: authority).orThrow("the work key just made cannot be read back")
+            return ApprovalRequest(policyRef: sealed.policyRef ?? [], pcr: Self.pcr, pcrValue: try tpm.pcr(Self.pcr), counter: Self.counter,
+                                   counterValue: try tpm.value(of: Self.counter), eventLog: eventLog)
         }
-        let sealed = try loadSealedWorkKey(for: authority).orThrow("the work key just made cannot be read back")
-        return ApprovalRequest(policyRef: sealed.policyRef ?? [], pcr: Self.pcr, pcrValue: try tpm.pcr(Self.pcr), counter: Self.counter,
-                               counterValue: try tpm.value(of: Self.counter), eventLog: eventLog)
     }
 
     /// The Center's policy key this zone trusts, once one was installed.
@@ -185,20 +201,24 @@ public final class SecurityZone: @unchecked Sendable {
     /// - Parameter nonce: the Center's nonce from the last check-in; the report then carries the
     ///   TPM's quote of the PCR over it.
     public func measurementReport(nonce: [UInt8]? = nil) -> MeasurementReport? {
-        guard let tpm, let eventLog, let authority, let sealed = loadSealedWorkKey(for: authority), let reference = sealed.policyRef,
-              let pcrValue = try? tpm.pcr(Self.pcr), let counterValue = try? tpm.value(of: Self.counter) else { return nil }
-        return MeasurementReport(pcr: Self.pcr, pcrValue: Self.hex(pcrValue), base: eventLog.base,
-                                 components: eventLog.events.map { .init(component: $0.component, path: $0.path, sha256: $0.sha256) },
-                                 policyRef: Self.hex(reference), counterIndex: Self.counter.index, counterValue: counterValue,
-                                 attestation: nonce.flatMap { try? attestation(nonce: $0) })
+        return lock.withLock {
+            guard let tpm, let eventLog, let authority, let sealed = loadSealedWorkKey(for: authority), let reference = sealed.policyRef,
+                  let pcrValue = try? tpm.pcr(Self.pcr), let counterValue = try? tpm.value(of: Self.counter) else { return nil }
+            return MeasurementReport(pcr: Self.pcr, pcrValue: Self.hex(pcrValue), base: eventLog.base,
+                                     components: eventLog.events.map { .init(component: $0.component, path: $0.path, sha256: $0.sha256) },
+                                     policyRef: Self.hex(reference), counterIndex: Self.counter.index, counterValue: counterValue,
+                                     attestation: nonce.flatMap { try? attestation(nonce: $0) })
+        }
     }
 
     /// The TPM's quote of the PCR over `nonce`, with the attestation key that made it.
     public func attestation(nonce: [UInt8]) throws -> Attestation? {
-        guard let tpm else { return nil }
-        let quote = try tpm.quote(pcrs: [Self.pcr], nonce: nonce)
-        return Attestation(key: try tpm.attestationKey().rawRepresentation.base64EncodedString(), nonce: Self.hex(nonce),
-                           quote: Data(quote.attest).base64EncodedString(), signature: Data(quote.signature).base64EncodedString())
+        return try lock.withLock {
+            guard let tpm else { return nil }
+            let quote = try tpm.quote(pcrs: [Self.pcr], nonce: nonce)
+            return Attestation(key: try tpm.attestationKey().rawRepresentation.base64EncodedString(), nonce: Self.hex(nonce),
+                               quote: Data(quote.attest).base64EncodedString(), signature: Data(quote.signature).base64EncodedString())
+        }
     }
 
     static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
@@ -215,15 +235,17 @@ public final class SecurityZone: @unchecked Sendable {
     /// Installs a policy the Center signed and unseals the work key with it.
     /// Kept only when it unseals the key: a policy that does not never replaces one that did.
     public func install(_ policy: SignedPolicy) throws {
-        let before = standing
-        unsealWorkKey(with: policy)
-        logStanding()
-        guard standing == .secure else {
-            let reason = standing.reason ?? "the policy did not unseal the work key"
-            if before == .secure { unsealWorkKey() }
-            throw EngineError.security(reason)
+        try lock.withLock {
+            let before = standing
+            unsealWorkKey(with: policy)
+            logStanding()
+            guard standing == .secure else {
+                let reason = standing.reason ?? "the policy did not unseal the work key"
+                if before == .secure { unsealWorkKey() }
+                throw EngineError.security(reason)
+            }
+            try save(policy, to: "\(directory)/policy.json")
         }
-        try save(policy, to: "\(directory)/policy.json")
     }
 
     private struct StoredWorkKey: Codable {
@@ -305,30 +327,34 @@ public final class SecurityZone: @unchecked Sendable {
     /// The data key of one disk, made on first use and kept wrapped by its role's key; nil
     /// when disks are not encrypted (no TPM). Throws when the role's key is not available.
     public func diskKey(vm: String, disk: String, role: VMDefinition.Role) throws -> [UInt8]? {
-        guard tpm != nil else { return nil }
-        guard let key = role == .work ? workKey : personalKey else {
-            throw EngineError.security(workRefusal ?? "the \(role.rawValue) key is not available")
-        }
-        let file = "\(directory)/keys/\(vm)/\(disk).key"
-        let context = Data("hearth-disk \(vm)/\(disk)".utf8)
-        if let sealed = FileManager.default.contents(atPath: file) {
-            do {
-                return Array(try AES.GCM.open(AES.GCM.SealedBox(combined: sealed), using: key, authenticating: context))
-            } catch {
-                throw EngineError.security("the key of \(vm)'s \(disk) disk (\(file)) does not open with the \(role.rawValue) key: \(error)")
+        return try lock.withLock {
+            guard tpm != nil else { return nil }
+            guard let key = role == .work ? workKey : personalKey else {
+                throw EngineError.security(workRefusal ?? "the \(role.rawValue) key is not available")
             }
+            let file = "\(directory)/keys/\(vm)/\(disk).key"
+            let context = Data("hearth-disk \(vm)/\(disk)".utf8)
+            if let sealed = FileManager.default.contents(atPath: file) {
+                do {
+                    return Array(try AES.GCM.open(AES.GCM.SealedBox(combined: sealed), using: key, authenticating: context))
+                } catch {
+                    throw EngineError.security("the key of \(vm)'s \(disk) disk (\(file)) does not open with the \(role.rawValue) key: \(error)")
+                }
+            }
+            let fresh = try ephemeralKey()
+            try FileManager.default.createDirectory(atPath: "\(directory)/keys/\(vm)", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let box = try AES.GCM.seal(fresh, using: key, authenticating: context)
+            try save(box.combined ?? Data(), to: file)
+            return fresh
         }
-        let fresh = try ephemeralKey()
-        try FileManager.default.createDirectory(atPath: "\(directory)/keys/\(vm)", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let box = try AES.GCM.seal(fresh, using: key, authenticating: context)
-        try save(box.combined ?? Data(), to: file)
-        return fresh
     }
 
     /// A key used once and never stored (a work VM's system overlay, new at every boot).
     public func ephemeralKey() throws -> [UInt8] {
-        guard let tpm else { throw EngineError.security("there is no TPM") }
-        return try tpm.random(32)
+        return try lock.withLock {
+            guard let tpm else { throw EngineError.security("there is no TPM") }
+            return try tpm.random(32)
+        }
     }
 
     /// Whether disks are encrypted (a TPM is in use).
@@ -336,7 +362,9 @@ public final class SecurityZone: @unchecked Sendable {
 
     /// Forgets a VM's disk keys (its disks were deleted).
     public func forget(vm: String) {
-        try? FileManager.default.removeItem(atPath: "\(directory)/keys/\(vm)")
+        lock.withLock {
+            try? FileManager.default.removeItem(atPath: "\(directory)/keys/\(vm)")
+        }
     }
 
     /// Crypto-erase of the work key: the TPM's counter moves, so no policy ever signed for the
@@ -345,23 +373,25 @@ public final class SecurityZone: @unchecked Sendable {
     /// the counter's values is measured, and with `nonce` the TPM quotes it: the evidence the
     /// Center verifies. Returns what was done.
     public func eraseWork(vms: [String], command: String? = nil, nonce: [UInt8]? = nil) throws -> (method: String, evidence: WipeEvidence?) {
-        guard let tpm else { return ("no TPM: the disk files were deleted, nothing was encrypted", nil) }
-        let before = try tpm.value(of: Self.counter)
-        let after = try tpm.increment(Self.counter)
-        workKey = nil
-        for file in ["work-key.json", "policy.json", "approved-log.json"] { try? FileManager.default.removeItem(atPath: "\(directory)/\(file)") }
-        for vm in vms { forget(vm: vm) }
-        standing = .unapproved("the work key was erased by a wipe")
-        let method = "crypto-erase: TPM counter 0x\(String(Self.counter.index, radix: 16)) moved from \(before) to \(after), revoking every policy for the old work key; the sealed key and the work disks' keys were deleted"
-        guard let command, var log = eventLog else { return (method, nil) }
-        let event = Array(SHA256.hash(data: Data(WipeEvidence.event(command: command, counterBefore: before, counterAfter: after).utf8)))
-        try tpm.extend(Self.pcr, sha256: event)
-        log.events.append(.init(component: "wipe", path: "command \(command)", sha256: Self.hex(event)))
-        eventLog = log
-        try save(Measurements(bootID: bootID, log: log), to: "\(directory)/measurements.json")
-        guard let nonce, let attestation = try attestation(nonce: nonce) else { return (method, nil) }
-        return (method, WipeEvidence(pcr: Self.pcr, base: log.base, components: log.events.map { .init(component: $0.component, path: $0.path, sha256: $0.sha256) },
-                                     counterIndex: Self.counter.index, counterBefore: before, counterAfter: after, attestation: attestation))
+        return try lock.withLock {
+            guard let tpm else { return ("no TPM: the disk files were deleted, nothing was encrypted", nil) }
+            let before = try tpm.value(of: Self.counter)
+            let after = try tpm.increment(Self.counter)
+            workKey = nil
+            for file in ["work-key.json", "policy.json", "approved-log.json"] { try? FileManager.default.removeItem(atPath: "\(directory)/\(file)") }
+            for vm in vms { forget(vm: vm) }
+            standing = .unapproved("the work key was erased by a wipe")
+            let method = "crypto-erase: TPM counter 0x\(String(Self.counter.index, radix: 16)) moved from \(before) to \(after), revoking every policy for the old work key; the sealed key and the work disks' keys were deleted"
+            guard let command, var log = eventLog else { return (method, nil) }
+            let event = Array(SHA256.hash(data: Data(WipeEvidence.event(command: command, counterBefore: before, counterAfter: after).utf8)))
+            try tpm.extend(Self.pcr, sha256: event)
+            log.events.append(.init(component: "wipe", path: "command \(command)", sha256: Self.hex(event)))
+            eventLog = log
+            try save(Measurements(bootID: bootID, log: log), to: "\(directory)/measurements.json")
+            guard let nonce, let attestation = try attestation(nonce: nonce) else { return (method, nil) }
+            return (method, WipeEvidence(pcr: Self.pcr, base: log.base, components: log.events.map { .init(component: $0.component, path: $0.path, sha256: $0.sha256) },
+                                         counterIndex: Self.counter.index, counterBefore: before, counterAfter: after, attestation: attestation))
+        }
     }
 
     // MARK: Internals
