@@ -65,6 +65,28 @@ import Testing
         #expect(arguments.contains("driver=file,node-name=evil-file,filename=/tmp/a,,driver=host_device,,filename=/dev/sda,read-only=off"))
     }
 
+    /// An encrypted disk is not on the command line at all (its key comes over QMP): QEMU
+    /// starts paused, with an empty PCIe port for the disk to be plugged into.
+    @Test func anEncryptedDiskWaitsForQMPAndItsKeyIsNeverOnTheCommandLine() throws {
+        var configuration = Self.kernelBoot
+        configuration.disks.append(.init(id: "local", path: "/var/lib/hearth/vms/work/local.qcow2", format: .qcow2, serial: "local",
+                                         encryption: .init(createSize: 32 << 20)))
+        let arguments = try QEMUArguments.build(for: configuration)
+        #expect(arguments.contains("-S"))
+        #expect(arguments.contains("pcie-root-port,id=local-port,chassis=1"))
+        #expect(!arguments.contains { $0.contains("local.qcow2") || $0.contains("secret") || $0.contains("key") })
+        #expect(arguments.contains { $0.contains("user.qcow2") }, "plain disks stay on the command line")
+        #expect(try !QEMUArguments.build(for: Self.kernelBoot).contains("-S"), "without encrypted disks QEMU starts running")
+
+        // Only writable qcow2 disks are encrypted.
+        for disk in [QEMUConfiguration.Disk(id: "raw", path: "/d/raw.img", format: .raw, encryption: .init()),
+                     QEMUConfiguration.Disk(id: "ro", path: "/d/ro.qcow2", format: .qcow2, readOnly: true, encryption: .init())] {
+            var wrong = Self.kernelBoot
+            wrong.disks = [disk]
+            #expect { _ = try QEMUArguments.build(for: wrong) } throws: { "\($0)".contains("only writable qcow2 disks are encrypted") }
+        }
+    }
+
     @Test func kvmUsesTheHostCPUAndTCGTheMaximumModel() throws {
         #expect(try QEMUArguments.build(for: Self.firmwareBootWithDisplay).contains("host"))
         #expect(try QEMUArguments.build(for: Self.kernelBoot).contains("max"))
