@@ -4,6 +4,11 @@ import Foundation
 /// its (usually compressed) bytes sit in which pack. All-zero blocks are left out. Stored as a
 /// fixed-record binary table, zstd-compressed; its length and hash are signed in the targets
 /// metadata, so every block it names can be checked.
+///
+/// A pack holds frames. A frame is one block, raw or compressed, or a run of whole blocks new in
+/// the same publish compressed together as one zstd frame (a frame of several blocks compresses
+/// far better than each block alone). An entry names its frame (pack, offset, stored length, how
+/// many blocks it holds) and its slot in it.
 public struct BlockIndex: Equatable, Sendable {
     public struct Entry: Equatable, Sendable {
         /// Block number: the block starts at `block * blockSize` in the image.
@@ -14,8 +19,28 @@ public struct BlockIndex: Equatable, Sendable {
         /// Index into `packs`.
         public var pack: UInt32
         public var packOffset: UInt64
+        /// Bytes of the whole frame holding the block.
         public var storedLength: UInt32
         public var compressed: Bool
+        /// Whole blocks in the frame (1: the block alone), and this block's place among them.
+        public var frameBlocks: UInt8 = 1
+        public var frameSlot: UInt8 = 0
+
+        public init(block: UInt64, length: UInt32, digest: Digest, pack: UInt32, packOffset: UInt64, storedLength: UInt32,
+                    compressed: Bool, frameBlocks: UInt8 = 1, frameSlot: UInt8 = 0) {
+            self.block = block
+            self.length = length
+            self.digest = digest
+            self.pack = pack
+            self.packOffset = packOffset
+            self.storedLength = storedLength
+            self.compressed = compressed
+            self.frameBlocks = frameBlocks
+            self.frameSlot = frameSlot
+        }
+
+        /// Bytes the frame decompresses to.
+        public func frameLength(blockSize: Int) -> Int { frameBlocks > 1 ? Int(frameBlocks) * blockSize : Int(length) }
     }
 
     public var virtualSize: UInt64
@@ -23,13 +48,24 @@ public struct BlockIndex: Equatable, Sendable {
     public var packs: [Digest]
     public var entries: [Entry]
 
-    static let magic: [UInt8] = Array("HRTHIDX1".utf8)
+    /// Version 2 adds frames of several blocks; version 1 (every block its own frame) is still read.
+    static let magic: [UInt8] = Array("HRTHIDX2".utf8)
+    static let magicVersion1: [UInt8] = Array("HRTHIDX1".utf8)
     static let headerSize = 32
     static let entrySize = 64
     public static let minimumBlockSize = 4096
     public static let maximumBlockSize = 4 << 20
     /// Decoded indexes larger than this are refused whatever the header claims (4 M blocks).
     static let maximumEntries = 4 << 20
+    /// A frame decompresses to at most this much (and never to more than 255 blocks), so a
+    /// client's memory for one stays small whatever the index says.
+    public static let maximumFrameBytes = 4 << 20
+    /// A frame of several blocks is stored in at most this many bytes. A cut connection loses
+    /// at most one frame in flight plus the gap before it (at most 64 KiB), which keeps what a
+    /// resumed pull downloads again under 1 MiB.
+    public static let maximumFrameStored = 896 << 10
+
+    public static func maximumFrameBlocks(blockSize: Int) -> Int { max(1, min(255, maximumFrameBytes / blockSize)) }
 
     /// The binary form, zstd-compressed.
     public func encoded() -> [UInt8] {
@@ -53,6 +89,8 @@ public struct BlockIndex: Equatable, Sendable {
                 out.storeBytes(of: entry.packOffset.littleEndian, toByteOffset: offset + 48, as: UInt64.self)
                 out.storeBytes(of: entry.storedLength.littleEndian, toByteOffset: offset + 56, as: UInt32.self)
                 out.storeBytes(of: entry.compressed ? 1 : 0, toByteOffset: offset + 60, as: UInt8.self)
+                out.storeBytes(of: entry.frameBlocks, toByteOffset: offset + 61, as: UInt8.self)
+                out.storeBytes(of: entry.frameSlot, toByteOffset: offset + 62, as: UInt8.self)
                 offset += Self.entrySize
             }
         }
@@ -65,7 +103,9 @@ public struct BlockIndex: Equatable, Sendable {
             throw .corruptData("the block index is not a valid zstd stream or is too large")
         }
         func bad(_ why: String) -> ImageSyncError { .corruptData("the block index is malformed: \(why)") }
-        guard raw.count >= Self.headerSize, Array(raw[0..<8]) == Self.magic else { throw bad("no index header") }
+        guard raw.count >= Self.headerSize else { throw bad("no index header") }
+        let version1 = Array(raw[0..<8]) == Self.magicVersion1
+        guard version1 || Array(raw[0..<8]) == Self.magic else { throw bad("no index header") }
         var parsed: (UInt64, Int, [Digest], [Entry])?
         var failure: ImageSyncError?
         raw.withUnsafeBytes { input in
@@ -99,6 +139,8 @@ public struct BlockIndex: Equatable, Sendable {
                 let packOffset = UInt64(littleEndian: input.loadUnaligned(fromByteOffset: offset + 48, as: UInt64.self))
                 let stored = UInt32(littleEndian: input.loadUnaligned(fromByteOffset: offset + 56, as: UInt32.self))
                 let flags = input.load(fromByteOffset: offset + 60, as: UInt8.self)
+                let frameBlocks = version1 ? 1 : input.load(fromByteOffset: offset + 61, as: UInt8.self)
+                let frameSlot = version1 ? 0 : input.load(fromByteOffset: offset + 62, as: UInt8.self)
                 offset += Self.entrySize
                 guard block < blocksInImage, previous.map({ block > $0 }) ?? true else {
                     failure = bad("block \(block) out of order or past the end"); return
@@ -106,12 +148,18 @@ public struct BlockIndex: Equatable, Sendable {
                 previous = block
                 let expected = min(UInt64(blockSize), virtualSize - block * UInt64(blockSize))
                 guard UInt64(length) == expected, Int(pack) < packCount, flags <= 1, stored > 0,
-                      flags == 1 ? Int(stored) <= 2 * blockSize : stored == length,
+                      flags == 1 ? Int(stored) <= 2 * blockSize * Int(frameBlocks) : stored == length,
                       packOffset <= UInt64.max - UInt64(stored) else {
                     failure = bad("entry for block \(block) is inconsistent"); return
                 }
-                entries.append(Entry(block: block, length: length, digest: digest, pack: pack,
-                                     packOffset: packOffset, storedLength: stored, compressed: flags == 1))
+                // A frame of several blocks: compressed, of whole blocks, within the limits.
+                guard frameBlocks >= 1, frameSlot < frameBlocks,
+                      frameBlocks == 1 || (flags == 1 && Int(length) == blockSize
+                                           && Int(frameBlocks) <= Self.maximumFrameBlocks(blockSize: blockSize)) else {
+                    failure = bad("entry for block \(block) names slot \(frameSlot) of a frame of \(frameBlocks) blocks"); return
+                }
+                entries.append(Entry(block: block, length: length, digest: digest, pack: pack, packOffset: packOffset,
+                                     storedLength: stored, compressed: flags == 1, frameBlocks: frameBlocks, frameSlot: frameSlot))
             }
             parsed = (virtualSize, blockSize, packs, entries)
         }
@@ -127,13 +175,21 @@ public struct BlockIndex: Equatable, Sendable {
         self.entries = entries
     }
 
-    /// Bytes the distinct blocks take in packs.
+    /// Bytes the version's frames take in packs, each counted once.
     public var storedBytes: UInt64 {
-        var seen = Set<Digest>()
+        var seen = Set<FrameAddress>()
         var total: UInt64 = 0
-        for entry in entries where seen.insert(entry.digest).inserted { total += UInt64(entry.storedLength) }
+        for entry in entries where seen.insert(FrameAddress(pack: packs[Int(entry.pack)], offset: entry.packOffset)).inserted {
+            total += UInt64(entry.storedLength)
+        }
         return total
     }
 
     public var dataBytes: UInt64 { entries.reduce(0) { $0 + UInt64($1.length) } }
+}
+
+/// Where a frame sits: the pack and the offset in it.
+struct FrameAddress: Hashable {
+    var pack: Digest
+    var offset: UInt64
 }

@@ -69,7 +69,8 @@ final class PackWriter {
     }
 }
 
-/// A batch of blocks read in order, then zero-checked, hashed and compressed on every core.
+/// A batch of blocks read in order, zero-checked and hashed on every core; then the blocks new to
+/// the repository are compressed, in runs, into frames (also on every core).
 struct BlockBatch {
     let capacity: Int
     let blockSize: Int
@@ -79,8 +80,15 @@ struct BlockBatch {
     var lengths: [Int]
     var digests: [Digest]
     var isZero: [Bool]
-    private var compressed: [[UInt8]]
-    private var compressedLengths: [Int?]
+
+    /// What goes into a pack for some of the batch's blocks.
+    struct Frame {
+        /// Slots of the blocks it holds, in order.
+        var slots: [Int]
+        /// The stored bytes: a zstd frame, or one raw block.
+        var bytes: [UInt8]
+        var compressed: Bool
+    }
 
     init(capacity: Int, blockSize: Int) {
         self.capacity = capacity
@@ -90,8 +98,6 @@ struct BlockBatch {
         lengths = Array(repeating: 0, count: capacity)
         digests = Array(repeating: Digest.of([UInt8]()), count: capacity)
         isZero = Array(repeating: true, count: capacity)
-        compressed = Array(repeating: [], count: capacity)
-        compressedLengths = Array(repeating: nil, count: capacity)
     }
 
     mutating func reset() { count = 0 }
@@ -109,11 +115,11 @@ struct BlockBatch {
         count += 1
     }
 
-    /// Zero check, SHA-256 and zstd for every block, in parallel.
-    mutating func process(level: Int32) {
+    /// Zero check and SHA-256 for every block, in parallel.
+    mutating func hash() {
         let count = self.count
         let blockSize = self.blockSize
-        let results = UnsafeMutableBufferPointer<(Digest, Bool, [UInt8], Int?)>.allocate(capacity: count)
+        let results = UnsafeMutableBufferPointer<(Digest, Bool)>.allocate(capacity: count)
         defer { results.deallocate() }
         data.withUnsafeBytes { all in
             let lengths = self.lengths
@@ -122,44 +128,76 @@ struct BlockBatch {
             nonisolated(unsafe) let results = results
             DispatchQueue.concurrentPerform(iterations: count) { slot in
                 let block = UnsafeRawBufferPointer(rebasing: input[slot * blockSize..<slot * blockSize + lengths[slot]])
-                if BlockBatch.allZero(block) {
-                    (results.baseAddress! + slot).initialize(to: (Digest.of([UInt8]()), true, [], nil))
-                    return
-                }
-                var output: [UInt8] = []
-                let written = Zstd.compress(block, level: level, into: &output)
-                (results.baseAddress! + slot).initialize(to: (Digest.of(block), false, output, written))
+                let zero = BlockBatch.allZero(block)
+                (results.baseAddress! + slot).initialize(to: (zero ? Digest.of([UInt8]()) : Digest.of(block), zero))
             }
         }
-        for slot in 0..<count {
-            let (digest, zero, output, written) = results[slot]
-            digests[slot] = digest
-            isZero[slot] = zero
-            compressed[slot] = output
-            compressedLengths[slot] = written
-        }
+        for slot in 0..<count { (digests[slot], isZero[slot]) = results[slot] }
         results.baseAddress!.deinitialize(count: count)
     }
 
-    /// Appends a block's stored form to `writer`: its zstd frame, or the raw block when that
-    /// is not smaller. Returns the offset, the stored length and whether it is compressed.
-    func append(_ slot: Int, to writer: PackWriter) throws(ImageSyncError) -> (offset: UInt64, stored: UInt32, compressed: Bool) {
-        var result: Result<(UInt64, UInt32, Bool), ImageSyncError> = .failure(.invalidRequest("unreachable"))
-        if let length = compressedLengths[slot] {
-            compressed[slot].withUnsafeBytes { bytes in
-                result = Result { () throws(ImageSyncError) in
-                    (try writer.append(UnsafeRawBufferPointer(rebasing: bytes[0..<length])), UInt32(length), true)
-                }
-            }
-        } else {
-            let length = lengths[slot]
-            data.withUnsafeBytes { bytes in
-                result = Result { () throws(ImageSyncError) in
-                    (try writer.append(UnsafeRawBufferPointer(rebasing: bytes[slot * blockSize..<slot * blockSize + length])), UInt32(length), false)
-                }
+    /// Compresses the blocks in `slots` (in order) into frames: runs of whole blocks as one zstd
+    /// frame each, within the index's limits; a run that does not shrink is stored block by
+    /// block, and a block that does not shrink raw. Runs of the slots are compressed in parallel.
+    func frames(of slots: [Int], level: Int32) -> [Frame] {
+        let perFrame = BlockIndex.maximumFrameBlocks(blockSize: blockSize)
+        let segmentLength = 2 * perFrame
+        let segments = stride(from: 0, to: slots.count, by: segmentLength).map { Array(slots[$0..<min(slots.count, $0 + segmentLength)]) }
+        let results = UnsafeMutableBufferPointer<[Frame]>.allocate(capacity: segments.count)
+        defer { results.deallocate() }
+        data.withUnsafeBytes { all in
+            nonisolated(unsafe) let input = all
+            nonisolated(unsafe) let results = results
+            DispatchQueue.concurrentPerform(iterations: segments.count) { number in
+                (results.baseAddress! + number).initialize(to: compress(segments[number], from: input, level: level, perFrame: perFrame))
             }
         }
-        return try result.get()
+        let frames = results.flatMap { $0 }
+        results.baseAddress!.deinitialize(count: segments.count)
+        return frames
+    }
+
+    private func compress(_ slots: [Int], from input: UnsafeRawBufferPointer, level: Int32, perFrame: Int) -> [Frame] {
+        func block(_ slot: Int) -> UnsafeRawBufferPointer {
+            UnsafeRawBufferPointer(rebasing: input[slot * blockSize..<slot * blockSize + lengths[slot]])
+        }
+        func alone(_ slot: Int) -> Frame {
+            var output: [UInt8] = []
+            if let written = Zstd.compress(block(slot), level: level, into: &output) {
+                return Frame(slots: [slot], bytes: Array(output[0..<written]), compressed: true)
+            }
+            return Frame(slots: [slot], bytes: Array(block(slot)), compressed: false)
+        }
+        let compressor = Zstd.FrameCompressor(level: level, blockSize: blockSize)
+        var frames: [Frame] = []
+        var run: [Int] = []
+        func endRun() {
+            guard !run.isEmpty else { return }
+            let bytes = compressor.finish()
+            if run.count == 1 {
+                frames.append(alone(run[0]))
+            } else if bytes.count < run.count * blockSize {
+                frames.append(Frame(slots: run, bytes: bytes, compressed: true))
+            } else {
+                frames.append(contentsOf: run.map(alone))
+            }
+            run.removeAll()
+        }
+        for slot in slots {
+            if lengths[slot] < blockSize {
+                // The image's short last block travels alone.
+                endRun()
+                frames.append(alone(slot))
+                continue
+            }
+            if !run.isEmpty, run.count == perFrame || !compressor.fits(maximumStored: BlockIndex.maximumFrameStored) {
+                endRun()
+            }
+            compressor.add(block(slot))
+            run.append(slot)
+        }
+        endRun()
+        return frames
     }
 
     static func allZero(_ block: UnsafeRawBufferPointer) -> Bool {

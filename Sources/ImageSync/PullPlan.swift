@@ -1,12 +1,21 @@
-/// One HTTP Range request (or file read): a run of a pack holding blocks the client lacks, with
-/// small gaps between them fetched rather than split into more requests.
+/// One HTTP Range request (or file read): a run of a pack holding frames with blocks the client
+/// lacks, with small gaps between them fetched rather than split into more requests.
 public struct RangeRequest: Sendable, Equatable {
+    /// One frame, and the blocks wanted from it.
     public struct Item: Sendable, Equatable {
-        public var digest: Digest
+        public struct Member: Sendable, Equatable {
+            public var digest: Digest
+            public var slot: UInt8
+            public var length: UInt32
+        }
+
         public var packOffset: UInt64
         public var storedLength: UInt32
-        public var length: UInt32
         public var compressed: Bool
+        public var frameBlocks: UInt8
+        public var members: [Member]
+
+        var end: UInt64 { packOffset + UInt64(storedLength) }
     }
 
     public var pack: Digest
@@ -27,21 +36,27 @@ public struct PullPlan: Sendable {
     /// Bytes the requests move (compressed blocks plus the gaps between them).
     public var bytesToFetch: UInt64 { requests.reduce(0) { $0 + UInt64($1.range.count) } }
 
-    /// Builds the requests for `needed` blocks (distinct digests) of `index`.
+    /// Builds the requests for `needed` blocks (distinct digests) of `index`: each frame holding
+    /// one of them is fetched once, whatever else it holds.
     /// - Parameter maximumGap: gaps up to this size between needed blocks in a pack are read
     ///   through rather than starting another request.
     static func requests(for needed: Set<Digest>, in index: BlockIndex, maximumGap: UInt64 = 64 << 10,
                          maximumRequest: UInt64 = 64 << 20) -> [RangeRequest] {
-        var byPack: [UInt32: [RangeRequest.Item]] = [:]
+        var byPack: [UInt32: [UInt64: RangeRequest.Item]] = [:]
         var seen = Set<Digest>()
         for entry in index.entries where needed.contains(entry.digest) && seen.insert(entry.digest).inserted {
-            byPack[entry.pack, default: []].append(.init(digest: entry.digest, packOffset: entry.packOffset,
-                                                         storedLength: entry.storedLength, length: entry.length,
-                                                         compressed: entry.compressed))
+            let member = RangeRequest.Item.Member(digest: entry.digest, slot: entry.frameSlot, length: entry.length)
+            if byPack[entry.pack]?[entry.packOffset] != nil {
+                byPack[entry.pack]![entry.packOffset]!.members.append(member)
+            } else {
+                byPack[entry.pack, default: [:]][entry.packOffset] = .init(
+                    packOffset: entry.packOffset, storedLength: entry.storedLength, compressed: entry.compressed,
+                    frameBlocks: entry.frameBlocks, members: [member])
+            }
         }
         var requests: [RangeRequest] = []
         for pack in byPack.keys.sorted() {
-            let items = byPack[pack]!.sorted { $0.packOffset < $1.packOffset }
+            let items = byPack[pack]!.values.sorted { $0.packOffset < $1.packOffset }
             var current: RangeRequest?
             for item in items {
                 let end = item.packOffset + UInt64(item.storedLength)

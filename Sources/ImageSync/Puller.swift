@@ -141,27 +141,29 @@ public final class Puller: @unchecked Sendable {
         status.bytesToFetch = requests.reduce(0) { $0 + UInt64($1.range.count) }
         report(status)
         var fetched: UInt64 = 0
-        var uncommitted: UInt64 = 0
+        var frame = [UInt8](repeating: 0, count: index.entries.map { $0.frameLength(blockSize: index.blockSize) }.max() ?? 0)
         do {
             for request in requests {
                 var parser = RangeParser(request: request)
                 let path = RepositoryLayout.pack(request.pack)
                 let location = "\(repository.transport.location)/\(path)"
+                // Where the last checkpoint left this request: a kill or a cut loses what came
+                // after it, so a checkpoint is taken before that could pass `checkpointBytes`.
+                var committed = request.range.lowerBound
                 try await repository.transport.fetchRange(path, range: request.range) { buffer throws(ImageSyncError) in
                     fetched += UInt64(buffer.readableBytes)
-                    uncommitted += UInt64(buffer.readableBytes)
-                    try parser.feed(buffer) { item, stored throws(ImageSyncError) in
-                        try self.accept(item, stored: stored, scratch: &block, from: location, into: assembly, byDigest: &byDigest)
-                    }
-                    if uncommitted >= self.checkpointBytes {
-                        try assembly.checkpoint()
-                        uncommitted = 0
+                    try parser.feed(buffer) { number, item, stored throws(ImageSyncError) in
+                        try self.accept(item, stored: stored, scratch: &frame, blockSize: index.blockSize, from: location,
+                                        into: assembly, byDigest: &byDigest)
+                        if number + 1 < request.items.count, request.items[number + 1].end - committed > self.checkpointBytes {
+                            try assembly.checkpoint()
+                            committed = item.end
+                        }
                     }
                     status.bytesFetched = fetched
                     self.report(status)
                 }
                 try assembly.checkpoint()
-                uncommitted = 0
             }
         } catch {
             // Blocks verified and written before the failure are kept for the next attempt.
@@ -184,25 +186,35 @@ public final class Puller: @unchecked Sendable {
                           blocks: index.entries.count, alreadyPresent: false)
     }
 
-    private func accept(_ item: RangeRequest.Item, stored: UnsafeRawBufferPointer, scratch: inout [UInt8], from location: String,
-                        into assembly: Assembly, byDigest: inout [Digest: [Int]]) throws(ImageSyncError) {
-        let length = Int(item.length)
+    /// Decompresses a frame, checks every wanted block in it against its signed hash, and writes
+    /// them; nothing is written from a frame unless all its wanted blocks check.
+    private func accept(_ item: RangeRequest.Item, stored: UnsafeRawBufferPointer, scratch: inout [UInt8], blockSize: Int,
+                        from location: String, into assembly: Assembly, byDigest: inout [Digest: [Int]]) throws(ImageSyncError) {
+        let frameLength = item.frameBlocks > 1 ? Int(item.frameBlocks) * blockSize : Int(item.members[0].length)
         let verified: Bool = scratch.withUnsafeMutableBytes { out in
-            let target = UnsafeMutableRawBufferPointer(rebasing: out[0..<length])
+            guard frameLength <= out.count else { return false }
+            let target = UnsafeMutableRawBufferPointer(rebasing: out[0..<frameLength])
             if item.compressed {
-                guard Zstd.decompress(stored, into: target) else { return false }
+                guard Zstd.decompressExactly(stored, into: target) else { return false }
             } else {
-                guard stored.count == length else { return false }
+                guard stored.count == frameLength else { return false }
                 target.copyMemory(from: stored)
             }
-            return Digest.of(UnsafeRawBufferPointer(target)) == item.digest
+            return item.members.allSatisfy { member in
+                let start = Int(member.slot) * blockSize
+                guard start + Int(member.length) <= frameLength else { return false }
+                return Digest.of(UnsafeRawBufferPointer(rebasing: out[start..<start + Int(member.length)])) == member.digest
+            }
         }
         guard verified else {
             throw .corruptData("a block at offset \(item.packOffset) of \(location) does not match its signed hash: the server, or a cache in front of it, sent corrupted or altered data. Nothing unverified was kept; pull again (from another server if it repeats)")
         }
-        guard let numbers = byDigest.removeValue(forKey: item.digest) else { return }
-        try scratch.withBytes { bytes throws(ImageSyncError) in
-            try assembly.write(UnsafeRawBufferPointer(rebasing: bytes[0..<length]), entries: numbers)
+        for member in item.members {
+            guard let numbers = byDigest.removeValue(forKey: member.digest) else { continue }
+            let start = Int(member.slot) * blockSize
+            try scratch.withBytes { bytes throws(ImageSyncError) in
+                try assembly.write(UnsafeRawBufferPointer(rebasing: bytes[start..<start + Int(member.length)]), entries: numbers)
+            }
         }
     }
 
@@ -218,7 +230,7 @@ public final class Puller: @unchecked Sendable {
     }
 }
 
-/// Splits a range's bytes into the stored blocks it carries, skipping the gaps between them.
+/// Splits a range's bytes into the frames it carries, skipping the gaps between them.
 struct RangeParser {
     let request: RangeRequest
     private var position: UInt64
@@ -230,7 +242,8 @@ struct RangeParser {
         position = request.range.lowerBound
     }
 
-    mutating func feed(_ buffer: ByteBuffer, deliver: (RangeRequest.Item, UnsafeRawBufferPointer) throws(ImageSyncError) -> Void) throws(ImageSyncError) {
+    /// Calls `deliver` with each whole frame: its number in the request, the item, the bytes.
+    mutating func feed(_ buffer: ByteBuffer, deliver: (Int, RangeRequest.Item, UnsafeRawBufferPointer) throws(ImageSyncError) -> Void) throws(ImageSyncError) {
         var failure: ImageSyncError?
         buffer.withUnsafeReadableBytes { bytes in
             var cursor = 0
@@ -247,7 +260,7 @@ struct RangeParser {
                 if pending.isEmpty && take == Int(item.storedLength) {
                     // The whole block is in this buffer: no copy.
                     do throws(ImageSyncError) {
-                        try deliver(item, UnsafeRawBufferPointer(rebasing: bytes[cursor..<cursor + take]))
+                        try deliver(next, item, UnsafeRawBufferPointer(rebasing: bytes[cursor..<cursor + take]))
                     } catch { failure = error; return }
                 } else {
                     pending.append(contentsOf: bytes[cursor..<cursor + take])
@@ -255,7 +268,7 @@ struct RangeParser {
                         let whole = pending
                         pending.removeAll(keepingCapacity: true)
                         do throws(ImageSyncError) {
-                            try whole.withBytes { buffer throws(ImageSyncError) in try deliver(item, buffer) }
+                            try whole.withBytes { buffer throws(ImageSyncError) in try deliver(next, item, buffer) }
                         } catch { failure = error; return }
                     }
                 }

@@ -1,8 +1,7 @@
 import CZstd
 import Foundation
 
-/// One-shot zstd frames through Debian's libzstd. Each block is its own frame, so a client can
-/// fetch and check any block alone.
+/// zstd frames through Debian's libzstd: one block alone, or a run of blocks as one frame.
 enum Zstd {
     /// Compresses `input` into a frame, or returns `nil` when that would not save space.
     static func compress(_ input: UnsafeRawBufferPointer, level: Int32, into output: inout [UInt8]) -> Int? {
@@ -15,11 +14,12 @@ enum Zstd {
         return written
     }
 
-    /// Decompresses a frame into exactly `output.count` bytes; false when the frame is corrupt
-    /// or its size is not exactly that.
-    static func decompress(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) -> Bool {
-        let size = ZSTD_getFrameContentSize(input.baseAddress, input.count)
-        guard size == UInt64(output.count) else { return false }
+    /// Decompresses the frame(s) in `input` into exactly `output.count` bytes, whether or not the
+    /// frame header states its size; false when corrupt, shorter or longer.
+    static func decompressExactly(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) -> Bool {
+        let declared = ZSTD_getFrameContentSize(input.baseAddress, input.count)
+        if declared == ZSTD_CONTENTSIZE_ERROR { return false }
+        if declared != ZSTD_CONTENTSIZE_UNKNOWN, declared != UInt64(output.count) { return false }
         let result = ZSTD_decompress(output.baseAddress, output.count, input.baseAddress, input.count)
         return ZSTD_isError(result) == 0 && result == output.count
     }
@@ -43,6 +43,55 @@ enum Zstd {
                 if output.count > limit { return nil }
                 if result == 0 && inBuffer.pos == inBuffer.size { return output }
                 if inBuffer.pos == inBuffer.size && produced == 0 { return nil } // truncated
+            }
+        }
+    }
+
+    /// Compresses blocks one after another into one frame, each block flushed so the frame's
+    /// size is known as it grows (the caller ends a frame before it could pass its limit).
+    final class FrameCompressor {
+        private let context: OpaquePointer
+        private var output: [UInt8]
+        private(set) var frame: [UInt8] = []
+        /// The most one more block can add to the frame.
+        let blockBound: Int
+
+        init(level: Int32, blockSize: Int) {
+            context = ZSTD_createCCtx()
+            ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, level)
+            blockBound = ZSTD_compressBound(blockSize) + 16
+            output = [UInt8](repeating: 0, count: blockBound)
+        }
+
+        deinit { ZSTD_freeCCtx(context) }
+
+        /// Whether another block of up to the block size still fits under `maximumStored`.
+        func fits(maximumStored: Int) -> Bool { frame.count + blockBound <= maximumStored }
+
+        func add(_ block: UnsafeRawBufferPointer) {
+            run(block, directive: ZSTD_e_flush)
+        }
+
+        /// Ends the frame and returns it; the compressor is ready for the next one.
+        func finish() -> [UInt8] {
+            run(UnsafeRawBufferPointer(start: nil, count: 0), directive: ZSTD_e_end)
+            let done = frame
+            frame = []
+            return done
+        }
+
+        private func run(_ input: UnsafeRawBufferPointer, directive: ZSTD_EndDirective) {
+            var inBuffer = ZSTD_inBuffer(src: input.baseAddress, size: input.count, pos: 0)
+            while true {
+                let (remaining, produced) = output.withUnsafeMutableBytes { out -> (Int, Int) in
+                    var outBuffer = ZSTD_outBuffer(dst: out.baseAddress, size: out.count, pos: 0)
+                    let remaining = ZSTD_compressStream2(context, &outBuffer, &inBuffer, directive)
+                    return (remaining, outBuffer.pos)
+                }
+                // Errors here are out of memory or a misuse: neither can be recovered from.
+                precondition(ZSTD_isError(remaining) == 0, "zstd: \(String(cString: ZSTD_getErrorName(remaining)))")
+                frame.append(contentsOf: output[0..<produced])
+                if remaining == 0 && inBuffer.pos == inBuffer.size { return }
             }
         }
     }

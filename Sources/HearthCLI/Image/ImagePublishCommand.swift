@@ -27,8 +27,8 @@ struct ImagePublishCommand: AsyncParsableCommand {
     @Option(help: "Block size, a power of two from 4K to 4M.")
     var blockSize: ByteSize = ByteSize(argument: "64K")!
 
-    @Option(help: "zstd compression level for new blocks.")
-    var level: Int32 = 3
+    @Option(help: "zstd compression level for new blocks, 1 (fastest) to 19 (smallest).")
+    var level: Int32 = PublishOptions().compressionLevel
 
     @Flag(help: "Print JSON instead of text.")
     var json = false
