@@ -81,13 +81,16 @@ func hearthConvert(_ source: String, _ format: DiskFormat, to output: String, du
 // Before each run, sync(2) writes back what earlier runs left dirty, so no run pays for
 // another's writeback. qemu-img convert writes its output with cache=unsafe (no flush) by default; Hearth syncs
 // before it renames the image into place. Each is measured both ways: Hearth with --no-sync
-// beside qemu-img's default, Hearth's default beside qemu-img -t writeback (which flushes).
+// beside qemu-img's default, Hearth's default beside qemu-img -t writeback (which flushes). Hearth
+// writes a raw image around the page cache (O_DIRECT); so does qemu-img -t none (which flushes
+// too), measured as a third peer.
 struct Row {
     var name: String
     var hearthUnsynced: [Double] = []
     var peerUnsynced: [Double] = []
     var hearthSynced: [Double] = []
     var peerSynced: [Double] = []
+    var peerDirect: [Double] = []
 }
 
 func median(_ values: [Double]) -> Double {
@@ -106,7 +109,7 @@ for (name, source, sourceFormat, target) in [("qcow2 → raw", qcow2, "qcow2", D
         sync()
         return time
     }
-    // The four runs of an iteration go in a rotating order: removing a flushed 2 GiB output
+    // The runs of an iteration go in a rotating order: removing a flushed 2 GiB output
     // leaves the filesystem work that the next run pays for, so no configuration may always
     // follow the same one.
     let configurations: [(inout Row) throws -> Void] = [
@@ -114,6 +117,7 @@ for (name, source, sourceFormat, target) in [("qcow2 → raw", qcow2, "qcow2", D
         { $0.peerUnsynced.append(try measure { try qemuImg(["convert", "-f", sourceFormat, "-O", target.rawValue, source, out]) }) },
         { $0.hearthSynced.append(try measure { try hearthConvert(source, target, to: out) }) },
         { $0.peerSynced.append(try measure { try qemuImg(["convert", "-t", "writeback", "-f", sourceFormat, "-O", target.rawValue, source, out]) }) },
+        { $0.peerDirect.append(try measure { try qemuImg(["convert", "-t", "none", "-f", sourceFormat, "-O", target.rawValue, source, out]) }) },
     ]
     for iteration in 0..<options.runs {
         for index in 0..<configurations.count {
@@ -127,9 +131,9 @@ let gib = Double(size) / Double(1 << 30)
 func cell(_ time: Double) -> String { String(format: "%6.2f s %5.2f GiB/s", time, gib / time) }
 print("\nconvert, \(options.sizeGiB) GiB disk half full (median of \(options.runs), rotating order)")
 print("               no flush                                     flushed before done")
-print("direction      hearth --no-sync      qemu-img (default)      hearth                qemu-img -t writeback")
+print("direction      hearth --no-sync      qemu-img (default)      hearth                qemu-img -t writeback   qemu-img -t none")
 for row in rows {
-    print("\(row.name.padding(toLength: 13, withPad: " ", startingAt: 0))  \(cell(median(row.hearthUnsynced)))   \(cell(median(row.peerUnsynced)))    \(cell(median(row.hearthSynced)))   \(cell(median(row.peerSynced)))")
+    print("\(row.name.padding(toLength: 13, withPad: " ", startingAt: 0))  \(cell(median(row.hearthUnsynced)))   \(cell(median(row.peerUnsynced)))    \(cell(median(row.hearthSynced)))   \(cell(median(row.peerSynced)))     \(cell(median(row.peerDirect)))")
 }
 
 // Overlay reset: the same work whatever the size of the disk below.

@@ -9,12 +9,12 @@ final class ChunkReader: Sendable {
         var offset: UInt64
         var length: UInt64
         /// `nil` when the chunk reads as zeros throughout (nothing was read).
-        var buffer: [UInt8]?
+        var buffer: AlignedBuffer?
     }
 
     private struct State {
         var ready: [Chunk] = []
-        var spare: [[UInt8]] = []
+        var spare: [AlignedBuffer] = []
         var failure: VirtualDiskError?
         var finished = false
         var cancelled = false
@@ -41,16 +41,13 @@ final class ChunkReader: Sendable {
             var item = Chunk(offset: offset, length: length, buffer: nil)
             do throws(VirtualDiskError) {
                 if try DiskConverter.holdsData(source, from: offset, length: length) {
-                    var buffer = state.withLock { $0.spare.popLast() } ?? [UInt8](repeating: 0, count: Int(chunk))
-                    var failure: VirtualDiskError?
-                    buffer.withUnsafeMutableBytes { raw in
-                        do throws(VirtualDiskError) {
-                            try source.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<Int(length)]))
-                        } catch {
-                            failure = error
-                        }
+                    let buffer = state.withLock { $0.spare.popLast() } ?? AlignedBuffer(count: Int(chunk))
+                    do throws(VirtualDiskError) {
+                        try source.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[0..<Int(length)]))
+                    } catch {
+                        state.withLock { $0.spare.append(buffer) }
+                        throw error
                     }
-                    if let failure { throw failure }
                     item.buffer = buffer
                 } else {
                     free.signal() // nothing held for this chunk
@@ -84,7 +81,7 @@ final class ChunkReader: Sendable {
     }
 
     /// Gives a chunk's buffer back for reuse.
-    func recycle(_ buffer: [UInt8]) {
+    func recycle(_ buffer: AlignedBuffer) {
         state.withLock { $0.spare.append(buffer) }
         free.signal()
     }

@@ -83,17 +83,9 @@ public enum DiskConverter {
         var written: UInt64 = 0
         while let next = try reader.next() {
             if let buffer = next.buffer {
-                var failure: VirtualDiskError?
-                buffer.withUnsafeBytes { all in
-                    do throws(VirtualDiskError) {
-                        let raw = UnsafeRawBufferPointer(rebasing: all[0..<Int(next.length)])
-                        written += try writeNonZeroRuns(raw, at: next.offset, unit: unit, into: writer)
-                    } catch {
-                        failure = error
-                    }
-                }
-                reader.recycle(buffer)
-                if let failure { throw failure }
+                defer { reader.recycle(buffer) }
+                let raw = UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<Int(next.length)])
+                written += try writeNonZeroRuns(raw, at: next.offset, unit: unit, into: writer)
             }
             progress(min(next.offset + next.length, size), size)
         }

@@ -83,6 +83,32 @@ import Testing
         try Oracle.qemuImg("compare", "-f", "raw", "-F", "qcow2", source, destination)
     }
 
+    /// Raw output goes around the page cache in aligned pieces; a disk whose size is not a
+    /// multiple of 4 KiB ends in a piece that cannot, and still arrives whole, in a folder on
+    /// disk and in one in memory (tmpfs, where O_DIRECT may be refused).
+    @Test(arguments: [false, true])
+    func aRawImageOfAnOddSizeConvertsWholeToTheLastByte(inMemory: Bool) throws {
+        let scratch = try Scratch()
+        let folder = inMemory ? "/dev/shm/hearth-odd-\(UUID().uuidString.prefix(8))" : scratch.path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { if inMemory { try? FileManager.default.removeItem(atPath: folder) } }
+        let size = (5 << 20) + 1536
+        var bytes = [UInt8](repeating: 0, count: size)
+        for index in stride(from: 0, to: 3 << 20, by: 1) { bytes[index] = UInt8(truncatingIfNeeded: index &* 2_654_435_761 >> 13) }
+        for index in (size - 3000)..<size { bytes[index] = UInt8(truncatingIfNeeded: index | 1) }
+        let source = scratch.file("odd.raw")
+        try Data(bytes).write(to: URL(fileURLWithPath: source))
+        let qcow2 = scratch.file("odd.qcow2")
+        try Oracle.qemuImg("convert", "-f", "raw", "-O", "qcow2", source, qcow2)
+        for (input, format) in [(source, DiskFormat.raw), (qcow2, .qcow2)] {
+            let destination = "\(folder)/out-\(format.rawValue).raw"
+            let image = try DiskOpener.open(input, format: format, policy: .standalone)
+            let result = try DiskConverter.convert(image, to: destination, options: .init(format: .raw))
+            #expect(result.fileSize == UInt64(size))
+            #expect(try Data(contentsOf: URL(fileURLWithPath: destination)) == Data(bytes), "from \(format)")
+        }
+    }
+
     @Test func aFailedConversionLeavesTheOldDestinationWhole() throws {
         let scratch = try Scratch()
         let destination = scratch.file("keep.qcow2")

@@ -5,6 +5,8 @@ import Foundation
 /// empty overlays over a backing file.
 final class QCOW2Writer: DiskWriter {
     let file: DiskFile
+    /// Data clusters go around the page cache where aligned; metadata through it.
+    private let data: DirectWriter
     let virtualSize: UInt64
     let clusterBits: UInt32
     let backingFile: String?
@@ -34,6 +36,7 @@ final class QCOW2Writer: DiskWriter {
             throw .invalidRequest("a backing file name is limited to 1023 bytes")
         }
         self.file = file
+        data = DirectWriter(file: file)
         self.virtualSize = virtualSize
         self.clusterSize = clusterSize
         self.clusterBits = UInt32(clusterSize.trailingZeroBitCount)
@@ -74,14 +77,14 @@ final class QCOW2Writer: DiskWriter {
                 run = (current.host, current.from, done + length)
             } else {
                 if let current = run {
-                    try file.write(UnsafeRawBufferPointer(rebasing: buffer[current.from..<current.to]), at: current.host)
+                    try data.write(UnsafeRawBufferPointer(rebasing: buffer[current.from..<current.to]), at: current.host)
                 }
                 run = (host, done, done + length)
             }
             done += length
         }
         if let current = run {
-            try file.write(UnsafeRawBufferPointer(rebasing: buffer[current.from..<current.to]), at: current.host)
+            try data.write(UnsafeRawBufferPointer(rebasing: buffer[current.from..<current.to]), at: current.host)
         }
     }
 
