@@ -105,7 +105,12 @@ public struct BlockIndex: Equatable, Sendable {
         func bad(_ why: String) -> ImageSyncError { .corruptData("the block index is malformed: \(why)") }
         guard raw.count >= Self.headerSize else { throw bad("no index header") }
         let version1 = Array(raw[0..<8]) == Self.magicVersion1
-        guard version1 || Array(raw[0..<8]) == Self.magic else { throw bad("no index header") }
+        guard version1 || Array(raw[0..<8]) == Self.magic else {
+            if Array(raw[0..<7]) == Array(Self.magic[0..<7]) {
+                throw .corruptData("the block index is of format \(String(decoding: raw[7..<8], as: UTF8.self)), newer than this Hearth reads (1 and 2); update Hearth")
+            }
+            throw bad("no index header")
+        }
         var parsed: (UInt64, Int, [Digest], [Entry])?
         var failure: ImageSyncError?
         raw.withUnsafeBytes { input in

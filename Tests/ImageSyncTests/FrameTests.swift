@@ -164,5 +164,13 @@ import Testing
         var raw = try #require(Zstd.decompress(single.encoded(), limit: 1 << 20))
         raw.replaceSubrange(0..<8, with: Array("HRTHIDX1".utf8))
         #expect(try BlockIndex(decoding: Zstd.compressWhole(raw, level: 3)) == single)
+        // A format from a later Hearth is named as such, not as damage.
+        raw.replaceSubrange(0..<8, with: Array("HRTHIDX3".utf8))
+        #expect {
+            _ = try BlockIndex(decoding: Zstd.compressWhole(raw, level: 3))
+        } throws: { error in
+            guard case let ImageSyncError.corruptData(message) = error else { return false }
+            return message.contains("newer than this Hearth reads") && message.contains("update Hearth")
+        }
     }
 }
