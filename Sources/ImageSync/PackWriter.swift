@@ -174,9 +174,7 @@ struct BlockBatch {
         func endRun() {
             guard !run.isEmpty else { return }
             let bytes = compressor.finish()
-            if run.count == 1 {
-                frames.append(alone(run[0]))
-            } else if bytes.count < run.count * blockSize {
+            if bytes.count < run.count * blockSize {
                 frames.append(Frame(slots: run, bytes: bytes, compressed: true))
             } else {
                 frames.append(contentsOf: run.map(alone))

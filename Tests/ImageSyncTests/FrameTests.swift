@@ -57,6 +57,17 @@ import Testing
         #expect(try store.verify(name: "debian", version: "1").intact)
     }
 
+    @Test func aLoneBlockIsAFrameOfOneAndPullsWhole() async throws {
+        let fixture = try Fixture()
+        let disk = try fixture.disk("v1.raw", size: 4 << 20, regions: [(1 << 20, 65536, 5)], compressible: true)
+        try fixture.publisher.publish(disk: disk.path, name: "debian", version: "1")
+        let entry = try #require(try Self.index(fixture).entries.first)
+        #expect(entry.block == 16 && entry.frameBlocks == 1 && entry.compressed && entry.storedLength < 65536 / 2)
+        let result = try await fixture.client(fixture.local(), store: fixture.file("store")).pull(name: "debian", version: "1")
+        #expect(try Fixture.same(URL(fileURLWithPath: result.image), disk))
+        #expect(result.bytesFetched == UInt64(entry.storedLength))
+    }
+
     @Test func aBlockFromTheMiddleOfAFrameComesWithItsFrame() async throws {
         let fixture = try Fixture()
         let disk = try Self.textDisk(fixture)
