@@ -53,7 +53,8 @@ final class MainJob {
         var leaseRefusal: String
         var wipeCommand: String
         var receipt: WipeReceipt
-        /// The Center's verdict on the Engine's measured start, and on the wipe's TPM evidence.
+        /// The Center's verdict on the Engine's measured start as step 4 saw it (a check-in after the
+        /// wipe turns it into "work key erased by a wipe"), and on the wipe's TPM evidence.
         var measurementVerdict: String
         var receiptVerdict: String
         var softwareTPM: SoftwareTPM?
@@ -170,7 +171,7 @@ final class MainJob {
 
         // 4. The Engine enrolls, pulls v1 and boots both desktops.
         let layout = engineLayout
-        let (theEngine, zone, deviceID, firstBoot) = try await narrator.step("Enrolling an Engine; it pulls \(Self.imageName)@1 and boots both desktops, whose probes write the user's files") {
+        let (theEngine, zone, deviceID, firstBoot, measurementVerdict) = try await narrator.step("Enrolling an Engine; it pulls \(Self.imageName)@1 and boots both desktops, whose probes write the user's files") {
             let token = try await owner.decode(TokenAnswer.self, .POST, "/api/v1/enrollment-tokens", ["user": Self.user]).secret
             let (identity, files) = try await EngineIdentity.enroll(center: base, caPEM: caPEM, token: token, deviceName: "\(Self.user)-laptop", layout: layout)
             let engine = try await makeEngine(kit: kit, layout: layout)
@@ -202,7 +203,7 @@ final class MainJob {
             } else {
                 security = "; no TPM: disks not encrypted"
             }
-            return ((engine, zone, identity.deviceID, reports),
+            return ((engine, zone, identity.deviceID, reports, device.measurementVerdict ?? "none"),
                     "device \(identity.deviceID.prefix(8))… enrolled; both desktops run \(Self.imageName)@1; the user's file says: \(reports["work"]?["user"] ?? "?")\(security)")
         }
 
@@ -302,7 +303,7 @@ final class MainJob {
                        owner: ownerAgain, engine: theEngine, zone: zone, loop: loop!, layout: layout, deviceID: deviceID,
                        firstBoot: firstBoot, afterUpdate: afterUpdate, v1: v1, v2: v2, leaseRefusal: leaseRefusal,
                        wipeCommand: wipeCommand, receipt: receipt,
-                       measurementVerdict: try await ownerAgain.decode(Device.self, .GET, "/api/v1/devices/\(deviceID)").measurementVerdict ?? "none",
+                       measurementVerdict: measurementVerdict,
                        receiptVerdict: receiptVerdict, softwareTPM: softwareTPM)
     }
 
