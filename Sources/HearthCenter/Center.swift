@@ -50,6 +50,8 @@ public struct FirstStart: Sendable {
 public final class Center: Sendable {
     public let store: Store
     public let ca: CertificateAuthority
+    /// Client certificates whose CA signature was checked already.
+    let verifiedCertificates = VerifiedCertificates()
     public let leaseSigner: LeaseSigner
     /// Signs devices' work-key policies (docs/SECURITY.md).
     public let policySigner: PolicySigner
@@ -222,18 +224,28 @@ public final class Center: Sendable {
 
     /// The device and the serial of the certificate it presented.
     func authenticatedCertificate(_ context: CenterContext) async throws -> (device: Device, serial: String) {
-        guard let certificate = await context.peerCertificate() else {
-            throw APIError.unauthorized("this call needs the device's client certificate (mutual TLS); enroll the device first")
-        }
-        guard certificate.issuer == ca.certificate.subject,
-              ca.certificate.publicKey.isValidSignature(certificate.signature, for: certificate) else {
-            throw APIError.unauthorized("the client certificate was not issued by this Center")
-        }
-        let serial = CertificateAuthority.hex(certificate.serialNumber)
+        let serial = try await verifiedSerial(context)
         guard let device = try await store.device(certificateSerial: serial) else {
             throw APIError.forbidden("this device was retired or is not enrolled; enroll it again with a new token")
         }
         return (device, serial)
+    }
+
+    /// The serial of the client certificate this connection presented, once it is known to be
+    /// issued by this Center's CA. Whether its device is enrolled and not retired is for the
+    /// caller to ask the database.
+    func verifiedSerial(_ context: CenterContext) async throws -> String {
+        guard let der = await context.peerCertificateDER() else {
+            throw APIError.unauthorized("this call needs the device's client certificate (mutual TLS); enroll the device first")
+        }
+        return try verifiedCertificates.serial(of: der) { der in
+            guard let certificate = try? Certificate(derEncoded: der),
+                  certificate.issuer == ca.certificate.subject,
+                  ca.certificate.publicKey.isValidSignature(certificate.signature, for: certificate) else {
+                throw APIError.unauthorized("the client certificate was not issued by this Center")
+            }
+            return CertificateAuthority.hex(certificate.serialNumber)
+        }
     }
 
     func health() async throws -> Response {

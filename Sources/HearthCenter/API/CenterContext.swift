@@ -23,10 +23,9 @@ public struct CenterContext: RequestContext {
     /// The peer's IP address, for the audit log.
     var address: String { channel.remoteAddress?.ipAddress ?? "unknown" }
 
-    /// The client certificate the TLS handshake validated against the Center's CA, if any.
-    func peerCertificate() async -> Certificate? {
-        guard let certificate = try? await channel.nioSSL_peerCertificate().get(),
-              let der = try? certificate.toDERBytes() else { return nil }
-        return try? Certificate(derEncoded: der)
+    /// The client certificate the TLS handshake validated against the Center's CA, if any, as DER.
+    func peerCertificateDER() async -> [UInt8]? {
+        guard let certificate = try? await channel.nioSSL_peerCertificate().get() else { return nil }
+        return try? certificate.toDERBytes()
     }
 }

@@ -274,7 +274,7 @@ enum Console {
 
     static func csrf(for token: String) -> String {
         let mac = HMAC<SHA256>.authenticationCode(for: Data("hearth-console-csrf".utf8), using: SymmetricKey(data: Data(token.utf8)))
-        return mac.map { String(format: "%02x", $0) }.joined()
+        return Secrets.hex(mac)
     }
 
     static func constantTimeEqual(_ a: String, _ b: String) -> Bool {

@@ -9,7 +9,25 @@ enum Secrets {
     }
 
     static func hash(_ secret: String) -> String {
-        SHA256.hash(data: Data(secret.utf8)).map { String(format: "%02x", $0) }.joined()
+        hex(SHA256.hash(data: Data(secret.utf8)))
+    }
+
+    /// A fresh random nonce: 32 bytes as hex.
+    static func nonce() -> String {
+        hex(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) })
+    }
+
+    /// Lower-case hex. Written out because `String(format:)` per byte was a measurable part of a
+    /// check-in (docs/PERFORMANCE.md) and neither swift-crypto nor Foundation offers one.
+    static func hex(_ bytes: some Sequence<UInt8>) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.underestimatedCount * 2)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }
 

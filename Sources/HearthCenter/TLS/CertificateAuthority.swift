@@ -123,12 +123,12 @@ public struct CertificateAuthority: Sendable {
             issuerPrivateKey: .init(key))
         var serializer = DER.Serializer()
         try serializer.serialize(csr.publicKey)
-        let keyHash = SHA256.hash(data: serializer.serializedBytes).map { String(format: "%02x", $0) }.joined()
+        let keyHash = Secrets.hex(SHA256.hash(data: serializer.serializedBytes))
         return (certificate, Self.hex(serial), keyHash)
     }
 
     static func hex(_ serial: Certificate.SerialNumber) -> String {
-        serial.bytes.map { String(format: "%02x", $0) }.joined()
+        Secrets.hex(serial.bytes)
     }
 }
 

@@ -8,9 +8,14 @@ import TPMPolicy
 /// key at their first check-in and seal their work key to what it signs.
 public struct PolicySigner: Sendable {
     let key: P256.Signing.PrivateKey
+    /// Base64 of the raw public key (x ‖ y), as devices pin it. Kept: every check-in answer
+    /// carries it, and deriving it from the private key is a point multiplication.
+    public let publicKey: String
 
-    /// Base64 of the raw public key (x ‖ y), as devices pin it.
-    public var publicKey: String { key.publicKey.rawRepresentation.base64EncodedString() }
+    init(key: P256.Signing.PrivateKey) {
+        self.key = key
+        publicKey = key.publicKey.rawRepresentation.base64EncodedString()
+    }
 
     public static func loadOrCreate(at url: URL) throws(CenterError) -> PolicySigner {
         if FileManager.default.fileExists(atPath: url.path) {
