@@ -194,10 +194,11 @@ extension Center {
         },
         Route(method: .post, path: "/api/v1/device/checkin", access: .device) { request, context, center in
             let status = try await JSONBody.decode(DeviceStatus.self, from: request, context: context)
-            let device = try await center.authenticatedDevice(context)
+            let serial = try await center.verifiedSerial(context)
+            let answer = try await center.store.checkIn(certificateSerial: serial, status: status, address: context.address,
+                                                        leaseSigner: center.leaseSigner, policySigner: center.policySigner)
             CenterMetrics.checkIns.increment()
-            return try JSONBody.response(try await center.store.checkIn(device: device, status: status, address: context.address,
-                                                                        leaseSigner: center.leaseSigner, policySigner: center.policySigner))
+            return try JSONBody.response(answer)
         },
         Route(method: .post, path: "/api/v1/device/commands/{id}", access: .device) { request, context, center in
             let report = try await JSONBody.decode(CommandReport.self, from: request, context: context)

@@ -96,6 +96,19 @@ public final class CenterDatabase: Sendable {
         }
     }
 
+    /// Runs `body` with a connection for `FrequentStatement`s, outside any transaction.
+    func frequent<T: Sendable>(_ body: @Sendable (FrequentConnection) async throws -> T) async throws -> T {
+        switch backend {
+        case let .sqlite(connection, mutex):
+            return try await mutex.withLock(shared: true) { try await body(FrequentConnection(backend: .sqlite(connection))) }
+        case let .postgres(client, _):
+            let logger = logger
+            return try await client.withConnection { connection in
+                try await body(FrequentConnection(backend: .postgres(connection, logger)))
+            }
+        }
+    }
+
     /// Runs `body` in one transaction: all of its changes land, or none.
     public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         switch backend {
@@ -150,38 +163,124 @@ public final class CenterDatabase: Sendable {
     }
 }
 
-/// A lock for async code: one holder at a time, waiters resumed in order.
-final class AsyncMutex: Sendable {
-    private let state = NIOLockedValueBox<(locked: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+/// A statement the Center runs at every check-in. On PostgreSQL it is prepared once per
+/// connection, so it is parsed and planned once instead of at every call: planning was a third
+/// of PostgreSQL's time per check-in (docs/PERFORMANCE.md). On SQLite it goes straight to the
+/// connection, without SQLKit's query building. Parameters are numbered: `$1`, `$2`, … for
+/// PostgreSQL, `?1`, `?2`, … for SQLite, bound from `values` in order.
+protocol FrequentStatement: PostgresPreparedStatement where Row == any SQLRow {
+    /// The text for SQLite.
+    static var sqliteSQL: String { get }
+    var values: [FrequentValue] { get }
+}
 
-    func withLock<T: Sendable>(_ body: () async throws -> T) async rethrows -> T {
-        await acquire()
-        defer { release() }
+enum FrequentValue: Sendable {
+    case text(String?)
+    case integer(Int64)
+}
+
+extension FrequentStatement {
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings()
+        for value in values {
+            switch value {
+            case let .text(text): bindings.append(text)
+            case let .integer(number): bindings.append(number)
+            }
+        }
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> any SQLRow { row.sql() }
+}
+
+/// A connection held for `FrequentStatement`s.
+struct FrequentConnection: Sendable {
+    enum Backend: Sendable {
+        case sqlite(SQLiteConnection)
+        case postgres(PostgresConnection, Logger)
+    }
+
+    let backend: Backend
+
+    /// The rows `statement` returns (none for an UPDATE).
+    func rows<S: FrequentStatement>(_ statement: S) async throws -> [any SQLRow] {
+        switch backend {
+        case let .sqlite(connection):
+            let binds: [SQLiteData] = statement.values.map { value in
+                switch value {
+                case let .text(text): text.map(SQLiteData.text) ?? .null
+                case let .integer(number): .integer(Int(number))
+                }
+            }
+            let rows = NIOLockedValueBox<[any SQLRow]>([])
+            try await connection.query(S.sqliteSQL, binds) { row in rows.withLockedValue { $0.append(row.sql()) } }
+            return rows.withLockedValue { $0 }
+        case let .postgres(connection, logger):
+            var rows: [any SQLRow] = []
+            for try await row in try await connection.execute(statement, logger: logger) { rows.append(row) }
+            return rows
+        }
+    }
+}
+
+/// A lock for async code, held either exclusively or shared; waiters are resumed in order, so a
+/// waiting exclusive holder is not starved by shared ones that come after it.
+///
+/// On SQLite, transactions and `read` bodies hold it exclusively. Single statements
+/// (`FrequentStatement`s) share it: the connection is opened in serialized mode, so SQLite
+/// orders them itself, and the only thing they must not do is land inside another caller's
+/// transaction. Sharing lets a check-in's statement go to SQLite's thread while the previous
+/// one's answer is still on its way back (docs/PERFORMANCE.md).
+final class AsyncMutex: Sendable {
+    private struct State {
+        var exclusive = false
+        var shared = 0
+        var waiters: [(shared: Bool, continuation: CheckedContinuation<Void, Never>)] = []
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    func withLock<T: Sendable>(shared: Bool = false, _ body: () async throws -> T) async rethrows -> T {
+        await acquire(shared: shared)
+        defer { release(shared: shared) }
         return try await body()
     }
 
-    private func acquire() async {
+    private func acquire(shared: Bool) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let proceed = state.withLockedValue { state -> Bool in
-                if state.locked {
-                    state.waiters.append(continuation)
+                let free = shared ? !state.exclusive && state.waiters.isEmpty : !state.exclusive && state.shared == 0
+                guard free else {
+                    state.waiters.append((shared, continuation))
                     return false
                 }
-                state.locked = true
+                if shared { state.shared += 1 } else { state.exclusive = true }
                 return true
             }
             if proceed { continuation.resume() }
         }
     }
 
-    private func release() {
-        let next = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
-            if state.waiters.isEmpty {
-                state.locked = false
-                return nil
+    private func release(shared: Bool) {
+        let next = state.withLockedValue { state -> [CheckedContinuation<Void, Never>] in
+            if shared { state.shared -= 1 } else { state.exclusive = false }
+            // Wake the first waiter if it can go now, and with a shared one every shared one
+            // queued directly behind it.
+            var woken: [CheckedContinuation<Void, Never>] = []
+            while let first = state.waiters.first {
+                if first.shared {
+                    guard !state.exclusive else { break }
+                    state.shared += 1
+                } else {
+                    guard !state.exclusive, state.shared == 0 else { break }
+                    state.exclusive = true
+                }
+                woken.append(state.waiters.removeFirst().continuation)
+                if state.exclusive { break }
             }
-            return state.waiters.removeFirst()
+            return woken
         }
-        next?.resume()
+        for continuation in next { continuation.resume() }
     }
 }

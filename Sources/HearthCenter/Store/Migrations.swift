@@ -149,6 +149,12 @@ enum Migrations {
                 "ALTER TABLE devices ADD COLUMN attestation_nonce TEXT",
             ]
         },
+        Migration(number: 8, name: "a user's groups and devices found by index (every check-in reads the groups)") { _ in
+            [
+                "CREATE INDEX group_members_user ON group_members(user_id)",
+                "CREATE INDEX devices_user ON devices(user_id)",
+            ]
+        },
     ]
 
     /// Applies every migration not yet applied; several Centers starting at once apply each once.

@@ -178,46 +178,42 @@ extension Store {
 
     // MARK: Check-in
 
-    /// Records a device's status and answers with its desired state, delivering its commands in
-    /// the same transaction.
-    public func checkIn(device: Device, status: DeviceStatus, address: String, leaseSigner: LeaseSigner,
+    /// Records the status of the device whose certificate has `certificateSerial` and answers
+    /// with its desired state, delivering the commands waiting for it.
+    ///
+    /// Every Engine calls this at its interval, so it is the Center's hot path: one statement
+    /// records the status and returns the device, its user and groups, the catalog version and
+    /// whether commands wait. Only a device with commands waiting, or one reporting
+    /// measurements, costs more (docs/PERFORMANCE.md).
+    public func checkIn(certificateSerial serial: String, status: DeviceStatus, address: String, leaseSigner: LeaseSigner,
                         policySigner: PolicySigner) async throws -> CheckInResponse {
+        let now = seconds
+        let nonce = Secrets.nonce()
+        let record = CheckInRecord(serial: serial, now: now, address: address, status: String(decoding: try JSONEncoder().encode(status), as: UTF8.self), nonce: nonce)
+        // Measurements are judged before the nonce they were quoted over is replaced.
+        let judged = status.measurements != nil
+        let found = try await database.frequent { connection in
+            try CheckInStatements.Found(judged ? try await connection.rows(CheckInFind(serial: serial)) : try await connection.rows(record))
+        }
+        guard let found else { throw APIError.forbidden("this device was retired or is not enrolled; enroll it again with a new token") }
+        // Nothing was written yet when measurements came (`CheckInFind`).
         if let problems = status.measurements?.problems, !problems.isEmpty {
             throw APIError.badRequest("measurements: \(problems.joined(separator: "; "))")
         }
-        let vms = try await desiredVMs(forUser: device.userID)
-        let json = String(decoding: try JSONEncoder().encode(status), as: UTF8.self)
-        let now = seconds
-        // Judged before the nonce it was quoted over is replaced.
+        let vms = Self.desiredVMs(username: found.username, groups: found.groups, catalog: try await catalog(version: found.catalogVersion))
         var verdict: String?, policy: SignedMeasurementPolicy?
         if let report = status.measurements {
-            (verdict, policy) = try await judge(report, device: device.id, address: address, policySigner: policySigner)
+            (verdict, policy) = try await judge(report, device: found.deviceID, address: address, policySigner: policySigner)
+            _ = try await database.frequent { connection in try await connection.rows(record) }
         }
-        let nonce = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
-        let update: @Sendable (any SQLDatabase) async throws -> Void = { db in
-            try await db.raw("""
-                UPDATE devices SET last_checkin = \(bind: now), last_address = \(bind: address), status = \(bind: json),
-                attestation_nonce = \(bind: nonce) WHERE id = \(bind: device.id)
-                """).run()
-        }
-        // Most check-ins find no command: one UPDATE then, and a transaction only to deliver some.
-        let waiting = try await database.read { db in
-            try await db.raw("SELECT id FROM commands WHERE device_id = \(bind: device.id) AND state IN ('pending', 'delivered') LIMIT 1").first() != nil
-        }
-        let commands: [DeviceCommand]
-        if waiting {
-            commands = try await database.transaction { db in
-                try await update(db)
-                return try await deliverCommands(to: device.id, db: db, now: now)
-            }
-        } else {
-            try await database.read(update)
-            commands = []
+        var commands: [DeviceCommand] = []
+        if found.commandsWaiting {
+            commands = try await database.transaction { db in try await deliverCommands(to: found.deviceID, db: db, now: now) }
         }
         let (leaseDays, interval) = Self.leaseTerms(vms)
         let issued = Self.date(now)
-        let lease = try leaseSigner.sign(Lease.Terms(deviceID: device.id, issued: issued, expires: issued.addingTimeInterval(TimeInterval(leaseDays) * 86400)))
-        return CheckInResponse(deviceID: device.id, userID: device.userID, serverTime: issued, checkInInterval: interval,
+        let lease = try leaseSigner.sign(Lease.Terms(deviceID: found.deviceID, issued: issued, expires: issued.addingTimeInterval(TimeInterval(leaseDays) * 86400)))
+        return CheckInResponse(deviceID: found.deviceID, userID: found.userID, serverTime: issued, checkInInterval: interval,
                                vms: vms, lease: lease, commands: commands, policyKey: policySigner.publicKey,
                                securityPolicy: policy, measurementVerdict: verdict, nonce: nonce)
     }
@@ -358,7 +354,7 @@ extension Store {
         return hex(log.replay())
     }
 
-    static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+    static func hex(_ bytes: [UInt8]) -> String { Secrets.hex(bytes) }
 
     /// After a completed wipe: the work key the device last reported is never approved again,
     /// so its old sealed blob stays useless even with every file restored.

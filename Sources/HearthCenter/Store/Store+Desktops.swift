@@ -242,10 +242,14 @@ extension Store {
     public func desiredVMs(forUser userID: String?) async throws -> [AssignedVM] {
         guard let userID else { return [] }
         let user = try await user(id: userID)
-        let catalog = try await catalog()
-        let groupPolicies = user.groups.compactMap { catalog.policies["group:\($0)"] }
+        return Self.desiredVMs(username: user.username, groups: user.groups, catalog: try await catalog())
+    }
+
+    static func desiredVMs(username: String?, groups: [String], catalog: Catalog) -> [AssignedVM] {
+        guard let username else { return [] }
+        let groupPolicies = groups.compactMap { catalog.policies["group:\($0)"] }
         var result: [AssignedVM] = []
-        for record in catalog.definitions where record.users.contains(user.username) || !Set(record.groups).isDisjoint(with: user.groups) {
+        for record in catalog.definitions where record.users.contains(username) || !Set(record.groups).isDisjoint(with: groups) {
             // A channel with no version yet: the VM waits for one.
             guard let version = catalog.images.first(where: { $0.name == record.image })?.channels[record.channel] else { continue }
             let policy = EffectivePolicy.resolve(groups: groupPolicies, vm: record.policy)
@@ -264,6 +268,11 @@ extension Store {
         let version = try await database.read { db in
             try await db.raw("SELECT version FROM catalog_version WHERE id = 1").first()?.decode(column: "version", as: Int64.self) ?? -1
         }
+        return try await catalog(version: version)
+    }
+
+    /// The catalog at `version`, which the caller read: from the cache, or loaded when it moved.
+    func catalog(version: Int64) async throws -> Catalog {
         if let cached = catalogCache.get(version: version) { return cached }
         let catalog = Catalog(version: version, definitions: try await vmDefinitions(), images: try await images(), policies: try await policies())
         catalogCache.set(catalog)
