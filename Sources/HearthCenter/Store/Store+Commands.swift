@@ -334,8 +334,8 @@ extension Store {
             guard let pinned else { throw APIError.conflict("the device never attested; its quote cannot be checked against a known key") }
             // The quote must be of the value the receipt's log replays to.
             try Self.verify(evidence.attestation, pinned: pinned, nonce: nonce, pcr: evidence.pcr, pcrValue: Self.replayValue(evidence))
-            let expected = Self.hex(Array(SHA256.hash(data: Data(WipeEvidence.event(command: command, counterBefore: evidence.counterBefore,
-                                                                                     counterAfter: evidence.counterAfter).utf8))))
+            let expected = Secrets.hex(SHA256.hash(data: Data(WipeEvidence.event(command: command, counterBefore: evidence.counterBefore,
+                                                                                    counterAfter: evidence.counterAfter).utf8)))
             guard let last = evidence.components.last, last.component == "wipe", last.sha256 == expected else {
                 throw APIError.badRequest("the measured log does not end in this wipe's event")
             }
@@ -351,10 +351,8 @@ extension Store {
     static func replayValue(_ evidence: WipeEvidence) -> String {
         let log = EventLog(pcr: evidence.pcr, events: evidence.components.map { .init(component: $0.component, path: $0.path, sha256: $0.sha256) },
                            base: evidence.base.map(EventLog.bytes(hex:)))
-        return hex(log.replay())
+        return Secrets.hex(log.replay())
     }
-
-    static func hex(_ bytes: [UInt8]) -> String { Secrets.hex(bytes) }
 
     /// After a completed wipe: the work key the device last reported is never approved again,
     /// so its old sealed blob stays useless even with every file restored.
