@@ -89,11 +89,16 @@ actor PostgresServer {
     nonisolated(unsafe) static var pid: Int32 = 0
     nonisolated(unsafe) static var folder: String = ""
 
-    /// Stops the server at once (SIGQUIT: no checkpoint) and removes its folder.
+    /// Stops the server at once (SIGQUIT: no checkpoint) and removes its folder once it has
+    /// exited. The signal goes to the postmaster itself, whose PID is the first line of
+    /// `postmaster.pid`: run as root, `pid` is runuser's, which does not pass SIGQUIT on, and a
+    /// server whose folder was removed under it outlived the tests.
     static func stopAtExit() {
         guard pid > 0 else { return }
-        kill(pid, SIGQUIT)
-        for _ in 0..<50 where kill(pid, 0) == 0 { usleep(20_000) }
+        let postmaster = (try? String(contentsOfFile: "\(folder)/data/postmaster.pid", encoding: .utf8))?
+            .split(separator: "\n").first.flatMap { Int32($0.trimmingCharacters(in: .whitespaces)) }
+        for target in [postmaster, pid].compactMap({ $0 }) { kill(target, SIGQUIT) }
+        if let postmaster { for _ in 0..<250 where kill(postmaster, 0) == 0 { usleep(20_000) } }
         try? FileManager.default.removeItem(atPath: folder)
     }
 
