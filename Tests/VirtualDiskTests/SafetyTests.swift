@@ -100,6 +100,7 @@ import Testing
             (96, UInt32(7).bigEndianBytes, "refcount_order"),
             (100, UInt32(13).bigEndianBytes, "header_length"),
             (60, UInt32(1 << 30).bigEndianBytes, "nb_snapshots"),
+            (8, UInt64(0xFFFF_FFFF_FFFF_FFF0).bigEndianBytes, "backing_file_offset"),
         ]
         for (offset, bytes, field) in cases {
             let path = try qcow2(scratch, name: "bad-\(field)-\(offset).qcow2")
@@ -111,6 +112,21 @@ import Testing
                 #expect(corruptField(error) == field, "\(error)")
                 #expect("\(error)".contains("byte \(offset)"))
             }
+        }
+    }
+
+    /// Found by the fuzzer (Fuzz/corpus/qcow2/backing-offset-overflow.qcow2): a backing file
+    /// name's offset near 2^64 plus its size overflowed, and Hearth stopped instead of naming it.
+    @Test func aBackingFileOffsetThatWouldOverflowIsNamed() throws {
+        let scratch = try Scratch()
+        let path = try qcow2(scratch)
+        try patch(path, at: 16, UInt32(16).bigEndianBytes)
+        try patch(path, at: 8, UInt64(0xFFFF_FFFF_FFFF_FFF8).bigEndianBytes)
+        #expect(throws: VirtualDiskError.self) { _ = try DiskOpener.open(path, format: .qcow2, policy: .standalone) }
+        do {
+            _ = try DiskOpener.open(path, format: .qcow2, policy: .standalone)
+        } catch {
+            #expect(corruptField(error) == "backing_file_offset", "\(error)")
         }
     }
 

@@ -154,8 +154,12 @@ public struct QCOW2Header: Sendable, Equatable {
     private mutating func parseBackingFile(_ reader: ByteReader, clusterSize: UInt64) throws(VirtualDiskError) {
         let offset = try reader.bigEndian(UInt64.self, at: 8, field: "backing_file_offset")
         guard offset != 0 else { return }
+        // Compared one at a time: the sum of a hostile offset and size can overflow.
+        guard offset < clusterSize else {
+            throw reader.corrupt("backing_file_offset", at: 8, "a backing file name at \(offset) must start inside the first cluster (\(clusterSize) bytes)")
+        }
         let size = try reader.bigEndian(UInt32.self, at: 16, field: "backing_file_size")
-        guard size > 0, size <= 1023, offset + UInt64(size) <= clusterSize else {
+        guard size > 0, size <= 1023, UInt64(size) <= clusterSize - offset else {
             throw reader.corrupt("backing_file_size", at: 16, "a backing file name of \(size) bytes at \(offset) must be 1 to 1023 bytes inside the first cluster")
         }
         backingFile = String(decoding: try reader.slice(Int(offset), Int(size), field: "backing file name"), as: UTF8.self)
